@@ -1,0 +1,328 @@
+"""Task groups (AnyIO's API, Trio's semantics) built on the scope tree.
+
+Children are spawned *into* the group's cancel scope: cancelling that scope reaches
+them through the same walk that reaches the host, and shields inside them hold.
+A child that fails cancels the scope from inside its own step, before any other
+task runs.  Waiting for the children in ``__aexit__`` happens behind an internal
+shield, so scope cancellation does not re-interrupt the wait (and cannot spin);
+native cancellation still gets through, as it does through every shield.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from .scope import CancelScope
+from .task import Task, current_scope_task
+
+__all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
+
+T_contra = TypeVar("T_contra", contravariant=True)
+T = TypeVar("T")
+
+
+class TaskStatus(Protocol[T_contra]):
+    """What ``TaskGroup.start()`` passes to the task as ``task_status``."""
+
+    def started(self, value: T_contra | None = None) -> None:
+        """Report that the task is ready; ``start()`` returns ``value``."""
+
+
+class _IgnoredTaskStatus:
+    def started(self, value: object = None) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "TASK_STATUS_IGNORED"
+
+
+TASK_STATUS_IGNORED: Any = _IgnoredTaskStatus()
+
+
+async def _run_child(owner: Any, coro: Awaitable[Any]) -> None:
+    # Errors are reported to the owner from inside the failing step itself, so the
+    # group is cancelled before any other task can run.
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        owner._child_failed(exc)
+
+
+def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
+                    **kwargs: Any) -> Coroutine[Any, Any, Any]:
+    if not callable(func):
+        raise TypeError(f"{what} expects an async function, not {type(func).__name__}")
+    coro = func(*args, **kwargs)
+    if not asyncio.iscoroutine(coro):
+        if hasattr(coro, "close"):
+            coro.close()
+        raise TypeError(f"{what} expects an async function, but {func!r} returned "
+                        f"{type(coro).__name__}; define it with 'async def' "
+                        f"(pass the function and its arguments, not a call result)")
+    return coro
+
+
+def _spawn(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
+           coro: Coroutine[Any, Any, Any], name: Any) -> Task:
+    loop._spawn_scope = scope  # type: ignore[attr-defined]
+    try:
+        task = loop.create_task(_run_child(owner, coro),
+                                name=None if name is None else str(name))
+    finally:
+        loop._spawn_scope = None  # type: ignore[attr-defined]
+    if not isinstance(task, Task):
+        task.cancel()
+        raise RuntimeError("the loop's task factory does not create scopeloop Tasks, so "
+                           "task groups cannot track their children; use "
+                           "scopeloop.eager_task_factory or no task factory")
+    scope._spawned.add(task)  # type: ignore[union-attr]
+    task.add_done_callback(owner._child_done)
+    return task
+
+
+class TaskGroup:
+    """A structured group of child tasks; leaves only when all children are done.
+
+    A failing child cancels the group; errors are raised together as a
+    BaseExceptionGroup when the group exits.  Use ``create_task_group()``.
+    """
+
+    def __init__(self) -> None:
+        self.cancel_scope = CancelScope()
+        self._host: Task | None = None
+        self._active = False
+        self._exited = False
+        self._tasks: set[Task] = set()
+        self._errors: list[BaseException] = []
+        self._child_cancelled = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> TaskGroup:
+        if self._active or self._exited:
+            raise RuntimeError("this TaskGroup has already been entered; "
+                               "create a new one for each 'async with' block")
+        self._host = current_scope_task("TaskGroup")
+        self.cancel_scope.__enter__()
+        self.cancel_scope._spawned = self._tasks
+        self._active = True
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> bool:
+        scope = self.cancel_scope
+        if not self._active:
+            raise RuntimeError("this TaskGroup is not active: it was never entered "
+                               "or has already exited")
+        if asyncio.current_task() is not self._host:
+            raise RuntimeError("a TaskGroup must be exited in the task that entered it")
+        if exc is not None:
+            scope.cancel()
+            if not isinstance(exc, asyncio.CancelledError):
+                self._errors.append(exc)
+        native: asyncio.CancelledError | None = None
+        if self._tasks:
+            loop = asyncio.get_running_loop()
+            with CancelScope(shield=True):
+                while self._tasks:
+                    self._waiter = loop.create_future()
+                    try:
+                        await self._waiter
+                    except asyncio.CancelledError as cancel:
+                        # Only native requests pass the shield: forward them to the
+                        # children as scope cancellation, keep waiting, re-raise after.
+                        native = cancel
+                        scope.cancel()
+            self._waiter = None
+        self._active = False
+        self._exited = True
+        scope._spawned = None
+
+        raising: BaseException | None = None
+        if self._errors:
+            raising = BaseExceptionGroup("unhandled errors in a TaskGroup", self._errors)
+        elif native is not None:
+            raising = native
+        elif isinstance(exc, asyncio.CancelledError):
+            raising = exc
+        elif self._child_cancelled:
+            # A child ended with the region's cancellation: pass it on for the
+            # cancelled scope (ours or an enclosing one) to catch.
+            region = self._host._cancelling_scope()  # type: ignore[union-attr]
+            if region is not None:
+                raising = asyncio.CancelledError(region._cancel_message())
+        if scope.__exit__(type(raising) if raising else None, raising,
+                          raising.__traceback__ if raising else None):
+            return True
+        if raising is None or raising is exc:
+            return False
+        raise raising
+
+    # -- spawning -------------------------------------------------------------
+
+    def _check_open(self, what: str) -> asyncio.AbstractEventLoop:
+        if not self._active:
+            state = "has already exited" if self._exited else "has not been entered yet"
+            raise RuntimeError(f"{what}: this TaskGroup {state}; use it inside its "
+                               f"'async with create_task_group() as tg:' block")
+        assert self._host is not None
+        return self._host._loop
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any,
+                   name: object = None) -> None:
+        """Start ``func(*args)`` as a child task."""
+        loop = self._check_open("start_soon()")
+        coro = _make_coroutine(func, args, "start_soon()")
+        _spawn(loop, self.cancel_scope, self, coro, name or _name_of(func))
+
+    async def start(self, func: Callable[..., Awaitable[Any]], *args: Any,
+                    name: object = None) -> Any:
+        """Start ``func(*args, task_status=...)`` and wait until it calls ``started()``.
+
+        Returns the value passed to ``task_status.started()``.  Until then the task
+        runs under the caller (the caller's cancellation cancels it); afterwards it
+        belongs to this group.
+        """
+        loop = self._check_open("start()")
+        host = current_scope_task("TaskGroup.start()")
+        status = _StartStatus(self, host)
+        coro = _make_coroutine(func, args, "start()", task_status=status)
+        return await status._run(loop, coro, name or _name_of(func))
+
+    # -- children -------------------------------------------------------------
+
+    def _child_failed(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        self.cancel_scope.cancel()
+
+    def _child_done(self, task: Task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            self._child_cancelled = True
+        if not self._tasks and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _adopt(self, task: Task) -> None:
+        """Take over a task that ``start()`` launched and that is now started."""
+        self._tasks.add(task)
+        task.add_done_callback(self._child_done)
+        _reparent(task, self.cancel_scope)
+
+
+def _reparent(task: Task, root: CancelScope) -> None:
+    """Move ``task`` (and its own scopes) under ``root``."""
+    outermost = None
+    scope = task._scope
+    while scope is not None and scope._host is task:
+        outermost = scope
+        scope = scope._parent
+    if outermost is None:
+        task._scope = root
+    else:
+        outermost._parent = root
+    task._deliver_scope_cancel()
+
+
+class _StartStatus:
+    """The ``task_status`` of a task launched by ``TaskGroup.start()``."""
+
+    def __init__(self, group: TaskGroup, caller: Task) -> None:
+        self._group = group
+        self._caller = caller
+        self._starter = CancelScope()
+        self._task: Task | None = None
+        self._called = False
+        self._moved = False
+        self._error: BaseException | None = None
+        self._value: Any = None
+        self._ready: asyncio.Future[None] | None = None
+
+    def started(self, value: Any = None) -> None:
+        """Report readiness: ``start()`` returns ``value``; the task joins the group."""
+        if self._called:
+            raise RuntimeError("task_status.started() was already called for this task; "
+                               "call it exactly once")
+        self._called = True
+        task = self._task
+        if task is None or task.done():
+            return
+        if self._starter._effectively_cancelled() or not self._group._active:
+            # The caller of start() is being cancelled (or the group closed): the
+            # start is void, the task stays with the caller and is cancelled there.
+            return
+        self._value = value
+        self._moved = True
+        self._starter._spawned.discard(task)  # type: ignore[union-attr]
+        self._group._adopt(task)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop,
+                   coro: Coroutine[Any, Any, Any], name: Any) -> Any:
+        starter = self._starter
+        native: asyncio.CancelledError | None = None
+        with starter:
+            starter._spawned = set()
+            self._ready = loop.create_future()
+            self._task = _spawn(loop, starter, self, coro, name)
+            with CancelScope(shield=True):
+                # Waits behind a shield: scope cancellation of the caller reaches
+                # the child through `starter`; a native one is forwarded to it.
+                while not self._ready.done():
+                    try:
+                        await self._ready
+                    except asyncio.CancelledError as cancel:
+                        native = cancel
+                        starter.cancel()
+                        if self._ready.done():
+                            break
+                        self._ready = loop.create_future()
+                        if self._task.done():
+                            self._ready.set_result(None)
+            starter._spawned = None
+            if native is not None:
+                raise native
+            if self._moved:
+                return self._value
+            if self._error is not None:
+                raise self._error
+            if self._called and not self._task.cancelled() and not self._group._active:
+                raise RuntimeError("the TaskGroup that start() was called on exited before "
+                                   "the task called task_status.started()")
+            if self._task.cancelled() or self._caller._cancelling_scope() is not None:
+                region = self._caller._cancelling_scope()
+                if region is not None:
+                    raise asyncio.CancelledError(region._cancel_message())
+                raise asyncio.CancelledError("the task started by start() was cancelled")
+            raise RuntimeError(f"the task {self._task.get_name()!r} started by start() "
+                               f"finished without calling task_status.started()")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _child_failed(self, exc: BaseException) -> None:
+        if self._moved:
+            self._group._child_failed(exc)
+        else:
+            self._error = exc
+
+    def _child_done(self, task: Task) -> None:
+        if self._moved:
+            return  # the group registered its own callback when it adopted the task
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+
+def _name_of(func: Any) -> str | None:
+    name = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if name and module:
+        return f"{module}.{name}"
+    return name
+
+
+def create_task_group() -> TaskGroup:
+    """Create a task group; use it with ``async with``."""
+    return TaskGroup()

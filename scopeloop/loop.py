@@ -1,0 +1,140 @@
+"""The scopeloop event loops, backend choice, and the event loop policy.
+
+A scopeloop loop is a real asyncio loop (the stdlib selector loop, or uvloop) whose
+``create_task`` builds scopeloop Tasks.  Everything else is the backend's own code,
+so programs that never touch a scope see stock behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any, Coroutine
+
+from .task import Task
+
+try:
+    import uvloop as _uvloop
+except ImportError:  # not installed, or not supported on this platform
+    _uvloop = None
+
+__all__ = ("new_event_loop", "EventLoopPolicy", "BACKENDS", "default_backend")
+
+BACKENDS = ("uvloop", "asyncio")
+_ENV_BACKEND = "SCOPELOOP_BACKEND"
+_ENV_DEBUG = "SCOPELOOP_DEBUG"
+
+
+class _ScopeLoopMixin:
+    """What a backend loop needs to host scope-aware tasks."""
+
+    _is_scopeloop = True
+    # The scope a task being created right now is spawned into (set by task groups
+    # around create_task, so that eager tasks start inside it too).
+    _spawn_scope: Any = None
+    scopeloop_backend: str
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
+                    context: Any = None, **kwargs: Any) -> asyncio.Task[Any]:
+        """Schedule ``coro`` as a scopeloop Task (or via the installed task factory)."""
+        if self.get_task_factory() is not None:  # type: ignore[attr-defined]
+            return super().create_task(coro, name=name, context=context,  # type: ignore[misc]
+                                       **kwargs)
+        if self.is_closed():  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        task = Task(coro, loop=self, name=name, context=context, **kwargs)  # type: ignore[arg-type]
+        if task._source_traceback:  # type: ignore[attr-defined]
+            del task._source_traceback[-1]  # type: ignore[attr-defined]
+        return task
+
+
+class AsyncioEventLoop(_ScopeLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
+    """scopeloop over the stdlib selector event loop."""
+
+    scopeloop_backend = "asyncio"
+
+    def __repr__(self) -> str:
+        return f"<scopeloop.AsyncioEventLoop running={self.is_running()} closed={self.is_closed()}>"
+
+
+if _uvloop is not None:
+    class UVLoopEventLoop(_ScopeLoopMixin, _uvloop.Loop):  # type: ignore[misc]
+        """scopeloop over uvloop."""
+
+        scopeloop_backend = "uvloop"
+
+        def __repr__(self) -> str:
+            return (f"<scopeloop.UVLoopEventLoop running={self.is_running()} "
+                    f"closed={self.is_closed()}>")
+
+
+def default_backend() -> str:
+    """The backend ``new_event_loop()`` uses when none is named."""
+    return _resolve_backend(None)
+
+
+def _resolve_backend(backend: str | None) -> str:
+    source = "backend"
+    if backend is None:
+        backend = os.environ.get(_ENV_BACKEND) or None
+        source = f"environment variable {_ENV_BACKEND}"
+    if backend is None:
+        return "uvloop" if _uvloop is not None else "asyncio"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown scopeloop {source} {backend!r}; valid backends are "
+                         f"{', '.join(map(repr, BACKENDS))}")
+    if backend == "uvloop" and _uvloop is None:
+        raise ValueError(f"{source} 'uvloop' was asked for but uvloop is not installed "
+                         f"(pip install uvloop), or choose 'asyncio'")
+    return backend
+
+
+def _debug_from_env() -> bool:
+    return os.environ.get(_ENV_DEBUG, "") not in ("", "0")
+
+
+def new_event_loop(backend: str | None = None, *, debug: bool | None = None
+                   ) -> asyncio.AbstractEventLoop:
+    """Create a new scopeloop event loop.
+
+    ``backend`` is ``"uvloop"`` (the default where uvloop is installed) or
+    ``"asyncio"`` (the stdlib selector loop); when None, the environment variable
+    ``SCOPELOOP_BACKEND`` decides.  ``debug=True`` (or ``SCOPELOOP_DEBUG=1``) turns
+    on asyncio's debug mode.
+    """
+    name = _resolve_backend(backend)
+    loop: asyncio.AbstractEventLoop
+    if name == "uvloop":
+        loop = UVLoopEventLoop()
+    else:
+        loop = AsyncioEventLoop()
+    if debug is None:
+        debug = _debug_from_env()
+    if debug:
+        loop.set_debug(True)
+    return loop
+
+
+def _policy_base() -> type:
+    # 3.14 deprecates the public policy names; the private alias avoids a warning at
+    # import time (users still see the stdlib's own warning when they install one).
+    if sys.version_info >= (3, 14):  # pragma: no cover
+        platform_events = asyncio.windows_events if sys.platform == "win32" else asyncio.unix_events
+        return platform_events._DefaultEventLoopPolicy  # type: ignore[no-any-return]
+    return asyncio.DefaultEventLoopPolicy
+
+
+class EventLoopPolicy(_policy_base()):  # type: ignore[misc]
+    """An event loop policy whose loops are scopeloop loops.
+
+    ``asyncio.set_event_loop_policy(scopeloop.EventLoopPolicy())`` makes
+    ``asyncio.run``, ``asyncio.Runner`` and ``asyncio.new_event_loop`` use scopeloop.
+    """
+
+    def __init__(self, backend: str | None = None) -> None:
+        super().__init__()
+        self._backend = None if backend is None else _resolve_backend(backend)
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return new_event_loop(self._backend)

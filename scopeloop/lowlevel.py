@@ -1,0 +1,96 @@
+"""Time, checkpoints and task introspection (AnyIO's names, asyncio's machinery)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .task import Task, current_scope_task
+
+__all__ = (
+    "checkpoint", "sleep", "sleep_until", "sleep_forever", "current_time",
+    "get_cancelled_exc_class", "get_current_task", "TaskInfo", "wait_all_tasks_blocked",
+)
+
+sleep = asyncio.sleep
+
+
+async def checkpoint() -> None:
+    """Let other tasks run; raise CancelledError if this task is effectively cancelled."""
+    await asyncio.sleep(0)
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until ``loop.time()`` reaches ``deadline`` (a checkpoint even if it has)."""
+    await asyncio.sleep(max(deadline - asyncio.get_running_loop().time(), 0))
+
+
+async def sleep_forever() -> None:
+    """Sleep until cancelled."""
+    await asyncio.get_running_loop().create_future()
+
+
+def current_time() -> float:
+    """The running loop's clock (``loop.time()``), which deadlines are measured in."""
+    return asyncio.get_running_loop().time()
+
+
+def get_cancelled_exc_class() -> type[BaseException]:
+    """The exception raised by cancelled checkpoints: ``asyncio.CancelledError``."""
+    return asyncio.CancelledError
+
+
+class TaskInfo:
+    """A snapshot of a task: ``id``, ``name``, ``parent_id`` and ``coro``."""
+
+    __slots__ = ("id", "name", "parent_id", "coro", "_task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.id = id(task)
+        self.name = task.get_name()
+        self.parent_id: int | None = getattr(task, "_parent_id", None)
+        self.coro = task.get_coro()
+        self._task = task
+
+    def has_pending_cancellation(self) -> bool:
+        """True if the task's next checkpoint will raise CancelledError."""
+        task = self._task
+        if task.done():
+            return False
+        if isinstance(task, Task) and task._cancelling_scope() is not None:
+            return True
+        return bool(task._must_cancel)  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaskInfo) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"TaskInfo(id={self.id}, name={self.name!r})"
+
+
+def get_current_task() -> TaskInfo:
+    """Information about the running task."""
+    return TaskInfo(current_scope_task("get_current_task()"))
+
+
+def _is_blocked(task: asyncio.Task[Any]) -> bool:
+    waiter = task._fut_waiter  # type: ignore[attr-defined]
+    return task.done() or (waiter is not None and not waiter.done())
+
+
+async def wait_all_tasks_blocked() -> None:
+    """Return once every other task of this loop is blocked waiting on something.
+
+    A task is blocked when it waits on a future that is not done.  Each round lets
+    every runnable task take one step, so this never sleeps and never returns while
+    another task is still runnable.
+    """
+    me = current_scope_task("wait_all_tasks_blocked()")
+    while True:
+        await asyncio.sleep(0)
+        if all(_is_blocked(task) for task in asyncio.all_tasks() if task is not me):
+            return
+

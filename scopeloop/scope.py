@@ -1,0 +1,358 @@
+"""Cancel scopes with deadlines and shields, and the timeout helpers built on them.
+
+A scope is a node in a tree: ``_parent`` is the scope that was innermost in the host
+task when it was entered (for a task's outermost scope, the scope the task was
+spawned into).  Scopes are entered and exited by moving the host task's innermost
+pointer, so both are O(1).  Cancelling walks down the part of the tree below the
+scope, stopping at shields and at scopes that are already cancelled, and hands each
+task it reaches to ``Task._deliver_scope_cancel``.  No per-iteration work exists:
+a task whose region is cancelled costs nothing until it takes a step.
+
+The scope that swallows a scope-delivered CancelledError is the outermost cancelled
+scope of the region (the one whose parent's cancellation it cannot see, because the
+parent is not cancelled or this scope is shielded), as in Trio.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from asyncio import CancelledError, TimerHandle
+from types import TracebackType
+from typing import Any
+
+from .task import _NO_CONTEXT, ScopeCancelMessage, Task, _current_task, current_scope_task
+
+__all__ = (
+    "CancelScope", "move_on_after", "move_on_at", "fail_after", "fail_at",
+    "current_effective_deadline",
+)
+
+_DEADLINE_REASON = "deadline exceeded"
+
+
+class _State(enum.Enum):
+    CREATED = "created"
+    ENTERED = "entered"
+    EXITED = "exited"
+
+
+class CancelScope:
+    """A region of code that can be cancelled as a whole, like Trio's CancelScope.
+
+    While a task is inside a cancelled scope (and no shielded scope stands between
+    it and the cancelled one), every checkpoint raises ``asyncio.CancelledError``.
+    The outermost cancelled scope of the region catches that error on exit and sets
+    ``cancelled_caught``.  Native ``Task.cancel()`` requests are never swallowed.
+    """
+
+    __slots__ = ("_deadline", "_shield", "_cancel_called", "_cancel_reason",
+                 "_cancelled_caught", "_state", "_host", "_parent", "_spawned",
+                 "_timer", "_native_at_enter", "_message", "_fail_on_deadline",
+                 "_deadline_fired")
+
+    def __init__(self, *, deadline: float = math.inf, shield: bool = False) -> None:
+        self._deadline = _check_deadline(deadline)
+        self._shield = bool(shield)
+        self._cancel_called = False
+        self._cancel_reason: str | None = None
+        self._cancelled_caught = False
+        self._state = _State.CREATED
+        self._host: Task | None = None
+        self._parent: CancelScope | None = None
+        # Tasks spawned into this scope (a task group's children); owned by the group.
+        self._spawned: set[Task] | None = None
+        self._timer: TimerHandle | None = None
+        self._native_at_enter = 0
+        self._message: ScopeCancelMessage | None = None
+        self._fail_on_deadline = False
+        self._deadline_fired = False
+
+    # -- entering and leaving -------------------------------------------------
+
+    def __enter__(self) -> CancelScope:
+        if self._state is not _State.CREATED:
+            raise RuntimeError("this CancelScope has already been entered; "
+                               "create a new CancelScope for each 'with' block")
+        task = current_scope_task("CancelScope")
+        self._host = task
+        self._parent = task._scope
+        task._scope = self
+        self._native_at_enter = task.cancelling()
+        self._state = _State.ENTERED
+        if self._cancel_called:
+            task._deliver_scope_cancel()
+        elif self._deadline != math.inf:
+            self._arm_deadline()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> bool:
+        task = self._host
+        if self._state is not _State.ENTERED or task is None:
+            raise RuntimeError("this CancelScope is not active: it was never entered "
+                               "or has already been exited")
+        current = _current_task()
+        if current is not task:
+            where = f"in {current.get_name()!r}" if current is not None else "outside any task"
+            raise RuntimeError(
+                f"a CancelScope must be exited in the task that entered it "
+                f"({task.get_name()!r}), not {where}; keep each "
+                f"'with CancelScope()' block inside one task")
+        if task._scope is not self:
+            self._exit_out_of_order(task)
+        self._state = _State.EXITED
+        task._scope = parent = self._parent
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._cancel_called and isinstance(exc, CancelledError) and self._catches(exc, task):
+            self._cancelled_caught = True
+            if task._scope_owned and not task._must_cancel:
+                task._withdraw_scope_requests()
+            if self._shield and parent is not None:
+                task._deliver_scope_cancel()
+            return True
+        if (self._shield or self._cancel_called) and parent is not None:
+            # Leaving a shield (or our own cancelled region) into a cancelled region:
+            # the next checkpoint raises.
+            task._deliver_scope_cancel()
+        return False
+
+    def _catches(self, exc: CancelledError, task: Task) -> bool:
+        """Whether this (cancelled, exiting) scope swallows ``exc``."""
+        if not (exc.args and isinstance(exc.args[0], ScopeCancelMessage)):
+            return False  # a native cancellation, or one raised by hand
+        if task.cancelling() > self._native_at_enter:
+            return False  # a native request arrived meanwhile: it must propagate
+        if self._shield:
+            return True
+        parent = self._parent
+        return parent is None or not parent._effectively_cancelled()
+
+    def _exit_out_of_order(self, task: Task) -> None:
+        """Unwind the scopes entered after this one, then report the misuse."""
+        inner = task._scope
+        while inner is not None and inner is not self and inner._host is task:
+            inner._state = _State.EXITED
+            if inner._timer is not None:
+                inner._timer.cancel()
+                inner._timer = None
+            inner = inner._parent
+        if inner is self:
+            task._scope = self._parent
+            self._state = _State.EXITED
+        raise RuntimeError(
+            "cancel scopes must be exited in the reverse order they were entered "
+            "(the innermost first); a scope was exited while a scope entered after it "
+            "was still active. Use nested 'with' blocks rather than calling "
+            "__enter__/__exit__ by hand")
+
+    # -- cancelling ---------------------------------------------------------------
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel this scope: every checkpoint inside it raises CancelledError.
+
+        ``reason`` is included in the CancelledError's message.  Cancelling a scope
+        that has exited does nothing.
+        """
+        if self._cancel_called:
+            return
+        self._cancel_called = True
+        self._cancel_reason = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._state is _State.ENTERED:
+            _deliver_below(self)
+
+    def _cancel_message(self) -> ScopeCancelMessage:
+        if self._message is None:
+            text = f"Cancelled by cancel scope {id(self):x}"
+            if self._cancel_reason:
+                text += f": {self._cancel_reason}"
+            self._message = ScopeCancelMessage(text)
+        return self._message
+
+    def _effectively_cancelled(self) -> bool:
+        scope: CancelScope | None = self
+        while scope is not None:
+            if scope._cancel_called:
+                return True
+            if scope._shield:
+                return False
+            scope = scope._parent
+        return False
+
+    # -- deadline -----------------------------------------------------------------
+
+    def _arm_deadline(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._cancel_called or self._deadline == math.inf:
+            return
+        assert self._host is not None
+        loop = self._host._loop
+        if self._deadline <= loop.time():
+            self._on_deadline()
+        else:
+            self._timer = loop.call_at(self._deadline, self._on_deadline, context=_NO_CONTEXT)
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        self._deadline_fired = True
+        self.cancel(_DEADLINE_REASON)
+
+    # -- properties ---------------------------------------------------------------
+
+    @property
+    def deadline(self) -> float:
+        """The ``loop.time()`` at which this scope cancels itself (``math.inf``: never)."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self._deadline = _check_deadline(value)
+        if self._state is _State.ENTERED:
+            self._arm_deadline()
+
+    @property
+    def shield(self) -> bool:
+        """True if cancellation from enclosing scopes is kept out of this scope."""
+        return self._shield
+
+    @shield.setter
+    def shield(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"shield must be a bool, not {type(value).__name__}")
+        if value == self._shield:
+            return
+        self._shield = value
+        if (not value and self._state is _State.ENTERED and not self._cancel_called
+                and self._parent is not None and self._parent._effectively_cancelled()):
+            _deliver_below(self)
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once ``cancel()`` was called or the deadline passed."""
+        return self._cancel_called
+
+    @property
+    def cancelled_caught(self) -> bool:
+        """True if this scope swallowed the CancelledError it caused."""
+        return self._cancelled_caught
+
+    def __repr__(self) -> str:
+        parts = [self._state.value]
+        if self._cancel_called:
+            parts.append("cancelled" + (f" ({self._cancel_reason})" if self._cancel_reason else ""))
+        if self._shield:
+            parts.append("shield")
+        if self._deadline != math.inf:
+            parts.append(f"deadline={self._deadline:.3f}")
+        return f"<CancelScope {id(self):x} {' '.join(parts)}>"
+
+
+def _deliver_below(top: CancelScope) -> None:
+    """Deliver cancellation to every task that ``top``'s cancellation now reaches.
+
+    Walks the host's scopes nested in ``top`` and, through the tasks spawned into
+    each of them, their scopes in turn; a shield or an already cancelled scope ends
+    a branch (the latter's tasks were reached when it was cancelled).
+    """
+    assert top._host is not None
+    pending: list[tuple[Task, CancelScope]] = [(top._host, top)]
+    if top._spawned:
+        pending.extend((child, top) for child in top._spawned)
+    while pending:
+        task, root = pending.pop()
+        nested: list[CancelScope] = []
+        scope = task._scope
+        while scope is not None and scope is not root:
+            nested.append(scope)
+            scope = scope._parent
+        if scope is not root:
+            continue  # left the region already (e.g. moved by TaskGroup.start)
+        reached = True
+        for scope in reversed(nested):
+            if scope._shield or scope._cancel_called:
+                reached = False
+                break
+            if scope._spawned:
+                pending.extend((child, scope) for child in scope._spawned)
+        if reached:
+            task._deliver_scope_cancel()
+
+
+def _check_deadline(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"deadline must be a number (loop.time() seconds), "
+                        f"not {type(value).__name__}")
+    if math.isnan(value):
+        raise ValueError("deadline must not be NaN")
+    return float(value)
+
+
+def _check_delay(delay: Any) -> float:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+        raise TypeError(f"delay must be a number of seconds, not {type(delay).__name__}")
+    if math.isnan(delay):
+        raise ValueError("delay must not be NaN")
+    return float(delay)
+
+
+class _FailScope(CancelScope):
+    """A CancelScope that turns its own deadline's cancellation into TimeoutError."""
+
+    __slots__ = ()
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> bool:
+        swallowed = super().__exit__(exc_type, exc, tb)
+        if swallowed and self._deadline_fired:
+            raise TimeoutError(f"deadline of {self._deadline:.3f} exceeded") from exc
+        return swallowed
+
+
+def _now() -> float:
+    return current_scope_task("scopeloop timeouts")._loop.time()
+
+
+def move_on_at(deadline: float, shield: bool = False) -> CancelScope:
+    """A scope that is cancelled at ``deadline`` (``loop.time()`` seconds); no error."""
+    return CancelScope(deadline=deadline, shield=shield)
+
+
+def move_on_after(delay: float | None, shield: bool = False) -> CancelScope:
+    """A scope that is cancelled ``delay`` seconds from now (None: never); no error."""
+    deadline = math.inf if delay is None else _now() + _check_delay(delay)
+    return CancelScope(deadline=deadline, shield=shield)
+
+
+def fail_at(deadline: float, shield: bool = False) -> CancelScope:
+    """Like ``move_on_at``, but raise TimeoutError if the deadline cancels the block."""
+    return _FailScope(deadline=deadline, shield=shield)
+
+
+def fail_after(delay: float | None, shield: bool = False) -> CancelScope:
+    """Like ``move_on_after``, but raise TimeoutError if the deadline cancels the block."""
+    deadline = math.inf if delay is None else _now() + _check_delay(delay)
+    return _FailScope(deadline=deadline, shield=shield)
+
+
+def current_effective_deadline() -> float:
+    """The earliest deadline that applies to the current task.
+
+    ``-inf`` if the task is already in a cancelled region; ``inf`` if no deadline.
+    """
+    scope = current_scope_task("current_effective_deadline()")._scope
+    deadline = math.inf
+    while scope is not None:
+        if scope._cancel_called:
+            return -math.inf
+        deadline = min(deadline, scope._deadline)
+        if scope._shield:
+            break
+        scope = scope._parent
+    return deadline

@@ -1,0 +1,197 @@
+"""The scopeloop Task: an asyncio.Task that knows which cancel scope it is in.
+
+Scope cancellation is delivered by the task itself, precisely and level-triggered,
+while ``cancel()``/``uncancel()``/``cancelling()`` keep their stock meaning:
+
+* A task blocked on a future is woken by cancelling *that future* with the scope's
+  message.  No counter moves.
+* A task that is ready to run with no future (after ``await sleep(0)``) can only be
+  interrupted through the base ``Task.cancel()``; that bumps the C counter, so the
+  task keeps a ledger of such *scope-owned* requests, hides them from
+  ``cancelling()`` and withdraws them right after the step that consumed them.
+* A task that is running right now (it cancelled its own scope) or has not started
+  yet is left alone until its current step is over, then the decision is made again.
+
+After every delivery a re-check runs right after the task's next step, so a task
+that catches the CancelledError and awaits again is cancelled again (level
+triggering) without any polling: the work is proportional to the task's steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .scope import CancelScope
+
+__all__ = ("Task", "current_scope_task")
+
+_base_cancel = asyncio.Task.cancel
+_base_cancelling = asyncio.Task.cancelling
+_base_uncancel = asyncio.Task.uncancel
+_current_task = asyncio.current_task
+
+# Scopeloop's own callbacks read no context variables; running them all in one
+# empty context spares a copy_context() per delivery.
+_NO_CONTEXT = contextvars.Context()
+
+# Marks a delivery that is queued to run after the task's current or next step.
+_QUEUED = object()
+
+
+class ScopeCancelMessage(str):
+    """The message of a CancelledError raised by a cancel scope.
+
+    It is a ``str`` (so it prints as the reason) whose type tells a scope's exit
+    that the error came from scope delivery rather than a native ``cancel()``.
+    """
+
+    __slots__ = ()
+
+
+class Task(asyncio.Task):  # type: ignore[type-arg]
+    """An asyncio Task that tracks its innermost cancel scope.
+
+    Behaves exactly like ``asyncio.Task`` for code that does not use scopes.
+    ``cancelling()`` counts native ``cancel()`` requests only, at every moment.
+    """
+
+    __slots__ = ("_scope", "_scope_owned", "_scope_pending", "_parent_id")
+
+    def __init__(self, coro: Any, *, loop: asyncio.AbstractEventLoop | None = None,
+                 **kwargs: Any) -> None:
+        # Set before the base initialiser: an eager task runs its first step inside it.
+        scope = getattr(loop, "_spawn_scope", None)
+        self._scope: CancelScope | None = scope
+        self._scope_owned = 0
+        self._scope_pending: object = None
+        parent = _current_task(loop) if loop is not None else None
+        self._parent_id = id(parent) if parent is not None else None
+        super().__init__(coro, loop=loop, **kwargs)
+        if scope is not None:
+            # Spawned into a cancelled region: it starts, and its first checkpoint raises.
+            self._deliver_scope_cancel()
+
+    # -- the ledger: native requests only are visible -------------------------
+
+    def cancelling(self) -> int:
+        """Return the number of pending native ``cancel()`` requests."""
+        return _base_cancelling(self) - self._scope_owned
+
+    def uncancel(self) -> int:
+        """Withdraw one native ``cancel()`` request; scope requests are not touched."""
+        if _base_cancelling(self) > self._scope_owned:
+            return _base_uncancel(self) - self._scope_owned
+        return 0
+
+    # -- delivery ---------------------------------------------------------------
+
+    def _cancelling_scope(self) -> CancelScope | None:
+        """The innermost cancelled scope whose cancellation reaches this task."""
+        scope = self._scope
+        while scope is not None:
+            if scope._cancel_called:
+                return scope
+            if scope._shield:
+                return None
+            scope = scope._parent
+        return None
+
+    def _deliver_scope_cancel(self) -> None:
+        """Interrupt this task at its next checkpoint if it is effectively cancelled.
+
+        Safe to call at any time and any number of times: at most one delivery is
+        in flight per task, and it re-decides after the task's next step.
+        """
+        if self._scope_pending is not None or self.done():
+            return
+        scope = self._cancelling_scope()
+        if scope is None:
+            return
+        loop = self._loop
+        waiter = self._fut_waiter
+        if waiter is None:
+            if _current_task(loop) is self or _not_started(self.get_coro()) or self._must_cancel:
+                # Running now, not yet started, or already about to be interrupted
+                # natively: decide again once the current or first step is over.
+                self._scope_pending = _QUEUED
+                loop.call_soon(self._recheck, context=_NO_CONTEXT)
+                return
+            # Ready to run with nothing to cancel but the task itself.
+            _base_cancel(self, scope._cancel_message())
+            self._scope_owned += 1
+            self._scope_pending = _QUEUED
+            loop.call_soon(self._recheck, context=_NO_CONTEXT)
+        elif waiter.done():
+            # Its wake-up is already queued: the operation completed, let the task
+            # see the result and interrupt it at its next checkpoint instead.
+            self._scope_pending = _QUEUED
+            loop.call_soon(self._recheck, context=_NO_CONTEXT)
+        else:
+            # The done-callback runs right after the task's own wake-up.
+            self._scope_pending = waiter
+            waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
+            waiter.cancel(scope._cancel_message())
+
+    def _on_waiter_done(self, waiter: asyncio.Future[Any]) -> None:
+        if self._scope_pending is waiter:
+            self._recheck()
+
+    def _recheck(self) -> None:
+        self._scope_pending = None
+        if self._scope_owned and not self._must_cancel:
+            self._withdraw_scope_requests()
+        if not self.done():
+            self._deliver_scope_cancel()
+
+    def _withdraw_scope_requests(self) -> None:
+        """Remove the base-counter requests that scope delivery added.
+
+        Only called once the interrupt they caused has been consumed (or the task is
+        running, so it has been): on 3.13 an uncancel() to zero would otherwise also
+        clear a pending interrupt.
+        """
+        for _ in range(self._scope_owned):
+            _base_uncancel(self)
+        self._scope_owned = 0
+
+
+def _not_started(coro: Any) -> bool:
+    # A coroutine that has neither run nor finished has a frame but is not suspended.
+    return (getattr(coro, "cr_suspended", True) is False
+            and coro.cr_frame is not None and not coro.cr_running)
+
+
+_FIX = ("run it with scopeloop.run(main), "
+        "asyncio.run(main(), loop_factory=scopeloop.new_event_loop) (Python 3.12+), "
+        "asyncio.Runner(loop_factory=scopeloop.new_event_loop), or "
+        "asyncio.set_event_loop_policy(scopeloop.EventLoopPolicy())")
+
+
+def current_scope_task(api: str = "this scopeloop API") -> Task:
+    """Return the running scopeloop Task, or raise RuntimeError saying how to get one."""
+    try:
+        task = _current_task()
+    except RuntimeError:
+        raise RuntimeError(f"{api} needs a running event loop: {_FIX}") from None
+    if task is None:
+        raise RuntimeError(f"{api} must be used inside a task, not from a plain "
+                           f"callback or another thread")
+    if not isinstance(task, Task):
+        loop = task.get_loop()
+        if getattr(loop, "_is_scopeloop", False):
+            why = (f"the loop's task factory {loop.get_task_factory()!r} creates "
+                   f"{type(task).__qualname__} objects; use scopeloop.eager_task_factory "
+                   f"or a factory that builds scopeloop.Task")
+        else:
+            why = f"the running loop {type(loop).__qualname__} is not a scopeloop loop; {_FIX}"
+        raise RuntimeError(f"{api} needs a scopeloop Task, but {task.get_name()!r} is a "
+                           f"{type(task).__module__}.{type(task).__qualname__}: {why}")
+    return task
+
+
+if sys.version_info >= (3, 12):
+    eager_task_factory = asyncio.create_eager_task_factory(Task)
