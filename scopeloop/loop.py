@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, Coroutine
 
+from sniffio import thread_local as _sniffio_thread
+
 from .task import Task
 
 try:
@@ -30,9 +32,6 @@ class _ScopeLoopMixin:
     """What a backend loop needs to host scope-aware tasks."""
 
     _is_scopeloop = True
-    # The scope a task being created right now is spawned into (set by task groups
-    # around create_task, so that eager tasks start inside it too).
-    _spawn_scope: Any = None
     scopeloop_backend: str
 
     def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
@@ -47,6 +46,19 @@ class _ScopeLoopMixin:
         if task._source_traceback:  # type: ignore[attr-defined]
             del task._source_traceback[-1]  # type: ignore[attr-defined]
         return task
+
+    def run_forever(self) -> None:
+        """Run until ``stop()``; sniffio reports "asyncio" meanwhile, in callbacks too."""
+        # sniffio recognises asyncio only through current_task(), which is None in
+        # plain callbacks (protocol methods, call_soon, done-callbacks), so AnyIO or
+        # httpx code called from them would fail.  Like Trio, name the library for
+        # this thread while the loop runs (worker threads are not affected).
+        previous = _sniffio_thread.name
+        _sniffio_thread.name = "asyncio"
+        try:
+            super().run_forever()  # type: ignore[misc]
+        finally:
+            _sniffio_thread.name = previous
 
 
 class AsyncioEventLoop(_ScopeLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]

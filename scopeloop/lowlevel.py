@@ -48,7 +48,8 @@ class TaskInfo:
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.id = id(task)
         self.name = task.get_name()
-        self.parent_id: int | None = getattr(task, "_parent_id", None)
+        parent = task._parent_task if isinstance(task, Task) else None
+        self.parent_id: int | None = None if parent is None else id(parent)
         self.coro = task.get_coro()
         self._task = task
 

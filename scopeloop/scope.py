@@ -15,13 +15,19 @@ parent is not cancelled or this scope is shielded), as in Trio.
 
 from __future__ import annotations
 
-import enum
 import math
 from asyncio import CancelledError, TimerHandle
 from types import TracebackType
 from typing import Any
 
-from .task import _NO_CONTEXT, ScopeCancelMessage, Task, _current_task, current_scope_task
+from .task import (
+    _NO_CONTEXT,
+    ScopeCancelMessage,
+    Task,
+    _base_cancelling,
+    _current_task,
+    current_scope_task,
+)
 
 __all__ = (
     "CancelScope", "move_on_after", "move_on_at", "fail_after", "fail_at",
@@ -31,10 +37,10 @@ __all__ = (
 _DEADLINE_REASON = "deadline exceeded"
 
 
-class _State(enum.Enum):
-    CREATED = "created"
-    ENTERED = "entered"
-    EXITED = "exited"
+_INF = math.inf
+# Scope states (plain ints: compared on every enter and exit).
+_CREATED, _ENTERED, _EXITED = 0, 1, 2
+_STATE_NAMES = ("created", "entered", "exited")
 
 
 class CancelScope:
@@ -46,66 +52,63 @@ class CancelScope:
     ``cancelled_caught``.  Native ``Task.cancel()`` requests are never swallowed.
     """
 
-    __slots__ = ("_deadline", "_shield", "_cancel_called", "_cancel_reason",
-                 "_cancelled_caught", "_state", "_host", "_parent", "_spawned",
-                 "_timer", "_native_at_enter", "_message", "_fail_on_deadline",
-                 "_deadline_fired")
+    # Class-level defaults: a scope that is never cancelled and has no deadline
+    # (the common case) only ever writes the few attributes that enter/exit need.
+    _deadline = _INF
+    _shield = False
+    _cancel_called = False
+    _cancel_reason: str | None = None
+    _cancelled_caught = False
+    _state = _CREATED
+    _host: Task | None = None
+    _parent: CancelScope | None = None
+    _spawned: set[Task] | None = None  # tasks spawned into this scope (a group's children)
+    _timer: TimerHandle | None = None
+    _native_at_enter = 0  # the host's native cancel count when it entered
+    _message: ScopeCancelMessage | None = None
+    _deadline_fired = False
 
-    def __init__(self, *, deadline: float = math.inf, shield: bool = False) -> None:
-        self._deadline = _check_deadline(deadline)
-        self._shield = bool(shield)
-        self._cancel_called = False
-        self._cancel_reason: str | None = None
-        self._cancelled_caught = False
-        self._state = _State.CREATED
-        self._host: Task | None = None
-        self._parent: CancelScope | None = None
-        # Tasks spawned into this scope (a task group's children); owned by the group.
-        self._spawned: set[Task] | None = None
-        self._timer: TimerHandle | None = None
-        self._native_at_enter = 0
-        self._message: ScopeCancelMessage | None = None
-        self._fail_on_deadline = False
-        self._deadline_fired = False
+    def __init__(self, *, deadline: float = _INF, shield: bool = False) -> None:
+        if deadline is not _INF:
+            self._deadline = _check_deadline(deadline)
+        if shield:
+            self._shield = _check_shield(shield)
 
     # -- entering and leaving -------------------------------------------------
 
     def __enter__(self) -> CancelScope:
-        if self._state is not _State.CREATED:
+        if self._state is not _CREATED:
             raise RuntimeError("this CancelScope has already been entered; "
                                "create a new CancelScope for each 'with' block")
-        task = current_scope_task("CancelScope")
+        task = _current_task()
+        if type(task) is not Task:
+            task = current_scope_task("CancelScope")  # a subclass, or a clear error
         self._host = task
         self._parent = task._scope
         task._scope = self
-        self._native_at_enter = task.cancelling()
-        self._state = _State.ENTERED
+        self._native_at_enter = _base_cancelling(task) - task._scope_owned
+        self._state = _ENTERED
         if self._cancel_called:
             task._deliver_scope_cancel()
-        elif self._deadline != math.inf:
+        elif self._deadline != _INF:
             self._arm_deadline()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> bool:
         task = self._host
-        if self._state is not _State.ENTERED or task is None:
+        if self._state is not _ENTERED or task is None:
             raise RuntimeError("this CancelScope is not active: it was never entered "
                                "or has already been exited")
-        current = _current_task()
-        if current is not task:
-            where = f"in {current.get_name()!r}" if current is not None else "outside any task"
-            raise RuntimeError(
-                f"a CancelScope must be exited in the task that entered it "
-                f"({task.get_name()!r}), not {where}; keep each "
-                f"'with CancelScope()' block inside one task")
-        if task._scope is not self:
-            self._exit_out_of_order(task)
-        self._state = _State.EXITED
+        if task._scope is not self or _current_task() is not task:
+            self._exit_misused(task)
+        self._state = _EXITED
         task._scope = parent = self._parent
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if not (self._cancel_called or self._shield):
+            return False
         if self._cancel_called and isinstance(exc, CancelledError) and self._catches(exc, task):
             self._cancelled_caught = True
             if task._scope_owned and not task._must_cancel:
@@ -113,7 +116,7 @@ class CancelScope:
             if self._shield and parent is not None:
                 task._deliver_scope_cancel()
             return True
-        if (self._shield or self._cancel_called) and parent is not None:
+        if parent is not None:
             # Leaving a shield (or our own cancelled region) into a cancelled region:
             # the next checkpoint raises.
             task._deliver_scope_cancel()
@@ -130,18 +133,25 @@ class CancelScope:
         parent = self._parent
         return parent is None or not parent._effectively_cancelled()
 
-    def _exit_out_of_order(self, task: Task) -> None:
-        """Unwind the scopes entered after this one, then report the misuse."""
+    def _exit_misused(self, task: Task) -> None:
+        """Report an exit from the wrong task, or out of order (after unwinding)."""
+        current = _current_task()
+        if current is not task:
+            where = f"in {current.get_name()!r}" if current is not None else "outside any task"
+            raise RuntimeError(
+                f"a CancelScope must be exited in the task that entered it "
+                f"({task.get_name()!r}), not {where}; keep each "
+                f"'with CancelScope()' block inside one task")
         inner = task._scope
         while inner is not None and inner is not self and inner._host is task:
-            inner._state = _State.EXITED
+            inner._state = _EXITED
             if inner._timer is not None:
                 inner._timer.cancel()
                 inner._timer = None
             inner = inner._parent
         if inner is self:
             task._scope = self._parent
-            self._state = _State.EXITED
+            self._state = _EXITED
         raise RuntimeError(
             "cancel scopes must be exited in the reverse order they were entered "
             "(the innermost first); a scope was exited while a scope entered after it "
@@ -163,7 +173,7 @@ class CancelScope:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._state is _State.ENTERED:
+        if self._state is _ENTERED:
             _deliver_below(self)
 
     def _cancel_message(self) -> ScopeCancelMessage:
@@ -214,7 +224,7 @@ class CancelScope:
     @deadline.setter
     def deadline(self, value: float) -> None:
         self._deadline = _check_deadline(value)
-        if self._state is _State.ENTERED:
+        if self._state is _ENTERED:
             self._arm_deadline()
 
     @property
@@ -224,12 +234,11 @@ class CancelScope:
 
     @shield.setter
     def shield(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"shield must be a bool, not {type(value).__name__}")
+        value = _check_shield(value)
         if value == self._shield:
             return
         self._shield = value
-        if (not value and self._state is _State.ENTERED and not self._cancel_called
+        if (not value and self._state is _ENTERED and not self._cancel_called
                 and self._parent is not None and self._parent._effectively_cancelled()):
             _deliver_below(self)
 
@@ -244,12 +253,12 @@ class CancelScope:
         return self._cancelled_caught
 
     def __repr__(self) -> str:
-        parts = [self._state.value]
+        parts = [_STATE_NAMES[self._state]]
         if self._cancel_called:
             parts.append("cancelled" + (f" ({self._cancel_reason})" if self._cancel_reason else ""))
         if self._shield:
             parts.append("shield")
-        if self._deadline != math.inf:
+        if self._deadline != _INF:
             parts.append(f"deadline={self._deadline:.3f}")
         return f"<CancelScope {id(self):x} {' '.join(parts)}>"
 
@@ -292,6 +301,12 @@ def _check_deadline(value: Any) -> float:
     if math.isnan(value):
         raise ValueError("deadline must not be NaN")
     return float(value)
+
+
+def _check_shield(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"shield must be a bool, not {type(value).__name__}")
+    return value
 
 
 def _check_delay(delay: Any) -> float:
