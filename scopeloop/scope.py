@@ -109,7 +109,7 @@ class CancelScope:
             self._timer = None
         if not (self._cancel_called or self._shield):
             return False
-        if self._cancel_called and isinstance(exc, CancelledError) and self._catches(exc, task):
+        if self._cancel_called and self._catches(exc, task):
             self._cancelled_caught = True
             if task._scope_owned and not task._must_cancel:
                 task._withdraw_scope_requests()
@@ -122,8 +122,14 @@ class CancelScope:
             task._deliver_scope_cancel()
         return False
 
-    def _catches(self, exc: CancelledError, task: Task) -> bool:
+    def _catches(self, exc: BaseException | None, task: Task) -> bool:
         """Whether this (cancelled, exiting) scope swallows ``exc``."""
+        if type(exc) is TimeoutError and isinstance(exc.__cause__, CancelledError):
+            # asyncio.timeout/wait_for converts any CancelledError that reaches it
+            # once its own timer fired; if that was a scope's, it is still the scope's.
+            exc = exc.__cause__
+        if not isinstance(exc, CancelledError):
+            return False
         if not (exc.args and isinstance(exc.args[0], ScopeCancelMessage)):
             return False  # a native cancellation, or one raised by hand
         if task.cancelling() > self._native_at_enter:
