@@ -16,6 +16,7 @@ from sniffio import thread_local as _sniffio_thread
 
 from .task import Task
 
+_uvloop: Any
 try:
     import uvloop as _uvloop
 except ImportError:  # not installed, or not supported on this platform
@@ -38,14 +39,15 @@ class _ScopeLoopMixin:
                     context: Any = None, **kwargs: Any) -> asyncio.Task[Any]:
         """Schedule ``coro`` as a scopeloop Task (or via the installed task factory)."""
         if self.get_task_factory() is not None:  # type: ignore[attr-defined]
-            return super().create_task(coro, name=name, context=context,  # type: ignore[misc]
-                                       **kwargs)
+            task: asyncio.Task[Any] = super().create_task(  # type: ignore[misc]
+                coro, name=name, context=context, **kwargs)
+            return task
         if self.is_closed():  # type: ignore[attr-defined]
             raise RuntimeError("Event loop is closed")
-        task = Task(coro, loop=self, name=name, context=context, **kwargs)  # type: ignore[arg-type]
-        if task._source_traceback:  # type: ignore[attr-defined]
-            del task._source_traceback[-1]  # type: ignore[attr-defined]
-        return task
+        own = Task(coro, loop=self, name=name, context=context, **kwargs)  # type: ignore[arg-type]
+        if own._source_traceback:  # type: ignore[attr-defined]
+            del own._source_traceback[-1]  # type: ignore[attr-defined]
+        return own
 
     def run_forever(self) -> None:
         """Run until ``stop()``; sniffio reports "asyncio" meanwhile, in callbacks too."""

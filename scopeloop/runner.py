@@ -64,7 +64,7 @@ class Runner:
         self._interrupts = 0
         previous = _install_sigint(self._on_sigint)
         try:
-            result = self._runner.run(self._run_main(coro), context=context)
+            result: T = self._runner.run(self._run_main(coro), context=context)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:

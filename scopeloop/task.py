@@ -63,6 +63,10 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     # __init__ on a C Task subclass costs more than the rest of task creation
     # (measured +25-50% on spawn/join); attributes land in the instance dict only
     # for tasks that actually use scopes.
+    # The C Task's own state, readable from Python (annotated only, never assigned).
+    _fut_waiter: asyncio.Future[Any] | None
+    _must_cancel: bool
+
     _scope: CancelScope | None = None  # the innermost scope this task is in
     _scope_owned = 0  # base-counter requests added by scope delivery
     _scope_pending: object = None  # a queued re-check, or the future we cancelled
