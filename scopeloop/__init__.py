@@ -31,6 +31,16 @@ from .scope import (
     move_on_after,
     move_on_at,
 )
+from .streams import (
+    BrokenResourceError,
+    ClosedResourceError,
+    EndOfStream,
+    MemoryObjectReceiveStream,
+    MemoryObjectSendStream,
+    MemoryObjectStreamStatistics,
+    WouldBlock,
+    create_memory_object_stream,
+)
 from .task import Task
 
 __all__ = [
@@ -60,6 +70,15 @@ __all__ = [
     "sleep_forever",
     "sleep_until",
     "wait_all_tasks_blocked",
+    # memory object streams
+    "BrokenResourceError",
+    "ClosedResourceError",
+    "EndOfStream",
+    "MemoryObjectReceiveStream",
+    "MemoryObjectSendStream",
+    "MemoryObjectStreamStatistics",
+    "WouldBlock",
+    "create_memory_object_stream",
 ]
 
 if sys.version_info >= (3, 12):

@@ -1,0 +1,558 @@
+"""Memory object streams (AnyIO's API) whose hand-offs cancellation cannot break.
+
+Every blocked ``send()`` or ``receive()`` waits on a future of its own.  An item is
+handed to a waiting receiver by setting the result of that receiver's future, and a
+waiting sender's item is taken by setting the result of the sender's future.  That one
+rule is what keeps items from being lost or duplicated:
+
+* A future that is already done belongs to a task whose cancellation is being
+  delivered: the loop cancels the future a task is blocked on to interrupt it.  Such
+  waiters are skipped; the item goes to the next waiter or into the buffer, or stays
+  with its sender.  A receiver blocked inside a shield within a cancelled region has a
+  pending future, so it does get the item (a shield means it is *not* about to be
+  cancelled).
+* A future whose result was set is a completed operation, even if a cancellation
+  arrives before its task runs again: the operation returns normally and the
+  cancellation is raised at the task's next checkpoint.  Scopeloop's scope delivery
+  does this by itself; a native ``Task.cancel()`` in that window is re-armed here.
+
+So a ``send()`` that raised did not deliver, a ``receive()`` that raised did not
+consume, and items reach receivers in the order they were sent.
+
+``send()`` and ``receive()`` are cancel points: they raise ``CancelledError`` if the
+task is effectively cancelled.  Like ``asyncio.Queue``, they yield to the loop only
+when they have to wait; a loop of sends into a stream with room never yields.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import sys
+import warnings
+from asyncio import CancelledError, sleep
+from collections import deque
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from .task import ScopeCancelMessage, _current_task
+
+__all__ = (
+    "create_memory_object_stream", "MemoryObjectSendStream", "MemoryObjectReceiveStream",
+    "MemoryObjectStreamStatistics", "EndOfStream", "ClosedResourceError",
+    "BrokenResourceError", "WouldBlock",
+)
+
+T_Item = TypeVar("T_Item")
+T_co = TypeVar("T_co", covariant=True)
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class EndOfStream(Exception):
+    """Every send stream is closed and the buffer is empty: nothing more will arrive."""
+
+
+class ClosedResourceError(Exception):
+    """The stream handle (or resource) was closed by this side."""
+
+
+class BrokenResourceError(Exception):
+    """The other side is gone: every receive stream has been closed."""
+
+
+class WouldBlock(Exception):
+    """A ``*_nowait()`` operation could not complete without waiting."""
+
+
+class MemoryObjectStreamStatistics(NamedTuple):
+    """A snapshot of a memory object stream."""
+
+    current_buffer_used: int  #: items in the buffer
+    max_buffer_size: float  #: buffer capacity (``math.inf``: unbounded)
+    open_send_streams: int  #: send handles not yet closed
+    open_receive_streams: int  #: receive handles not yet closed
+    tasks_waiting_send: int  #: tasks blocked in ``send()``
+    tasks_waiting_receive: int  #: tasks blocked in ``receive()``
+
+
+class _Signal:
+    """What a waiter's future gets instead of an item (receivers) or True (senders)."""
+
+    __slots__ = ("_error", "_args")
+
+    def __init__(self, error: type[Exception], *args: str) -> None:
+        self._error = error
+        self._args = args
+
+    def error(self) -> Exception:
+        """The exception the woken ``send()`` or ``receive()`` raises."""
+        return self._error(*self._args)
+
+
+_END = _Signal(EndOfStream)  # receiver: the last send handle was closed
+_RECEIVE_CLOSED = _Signal(ClosedResourceError, "this receive stream was closed while waiting")
+_SEND_CLOSED = _Signal(ClosedResourceError, "this send stream was closed while waiting "
+                                            "to send; the item was not delivered")
+_BROKEN = _Signal(BrokenResourceError, "every receive stream was closed while waiting "
+                                       "to send; the item was not delivered")
+_EMPTY = object()  # _take(): nothing to receive yet; _interrupted(): re-raise
+
+
+class _StreamState:
+    """What the send and receive handles of one stream share."""
+
+    __slots__ = ("max_buffer_size", "buffer", "open_send", "open_receive",
+                 "receivers", "senders")
+
+    def __init__(self, max_buffer_size: float) -> None:
+        self.max_buffer_size = max_buffer_size
+        self.buffer: deque[Any] = deque()
+        self.open_send = 0
+        self.open_receive = 0
+        # (future, handle): receivers blocked on an empty buffer, oldest first.
+        self.receivers: deque[tuple[Any, MemoryObjectReceiveStream[Any]]] = deque()
+        # (future, item, handle): senders blocked on a full buffer, oldest first.
+        self.senders: deque[tuple[Any, Any, MemoryObjectSendStream[Any]]] = deque()
+
+    def give(self, item: Any) -> bool:
+        """Hand ``item`` to the oldest receiver that is not being cancelled."""
+        receivers = self.receivers
+        while receivers:
+            fut = receivers.popleft()[0]
+            if not fut.done():
+                fut.set_result(item)
+                return True
+        return False
+
+    def refill(self) -> None:
+        """Move the oldest live waiting sender's item into the buffer, if it has room."""
+        senders = self.senders
+        buffer = self.buffer
+        while senders and len(buffer) < self.max_buffer_size:
+            fut, item, _ = senders.popleft()
+            if not fut.done():
+                buffer.append(item)
+                fut.set_result(True)
+                return
+
+    def put_back(self, item: Any) -> None:
+        """Return an item taken by a receive that failed with a non-cancellation error."""
+        if not self.give(item):
+            self.buffer.appendleft(item)
+
+    def statistics(self) -> MemoryObjectStreamStatistics:
+        return MemoryObjectStreamStatistics(
+            len(self.buffer), self.max_buffer_size, self.open_send, self.open_receive,
+            sum(not entry[0].done() for entry in self.senders),
+            sum(not entry[0].done() for entry in self.receivers))
+
+
+if sys.version_info >= (3, 12):
+    _running_task = _current_task
+else:
+    from asyncio.tasks import _current_tasks  # the C module's own dict: loop -> stepping task
+
+    _last_loop: Any = None
+
+    def _running_task() -> Any:
+        """``asyncio.current_task()`` without its getpid() system call (3.11 only).
+
+        While exactly one task in the process is inside a step, it is the caller (a
+        stream operation only runs inside a task step); it is found through the loop
+        seen last.  Anything else takes the stock route.
+        """
+        global _last_loop
+        if len(_current_tasks) == 1:
+            task = _current_tasks.get(_last_loop)
+            if task is not None:
+                return task
+        task = _current_task()
+        if task is not None:
+            _last_loop = task._loop
+        return task
+
+
+def _effectively_cancelled(task: Any) -> bool:
+    """True if ``task``'s next checkpoint raises CancelledError."""
+    try:
+        scope = task._scope
+    except AttributeError:
+        if task is None:
+            raise RuntimeError("memory object streams must be used inside a task") from None
+        scope = None  # a plain asyncio Task: only native cancellation applies
+    while scope is not None:
+        if scope._cancel_called:
+            return True
+        if scope._shield:
+            break
+        scope = scope._parent
+    return bool(task._must_cancel)
+
+
+def _rearm(task: Any, exc: BaseException) -> None:
+    """Raise a cancellation that hit a completed operation at the next checkpoint instead.
+
+    Only a native ``cancel()`` can interrupt a task whose future already has a result
+    (scope delivery waits for the step).  Re-issuing it while the task runs makes the
+    next suspension raise; ``uncancel()`` keeps ``cancelling()`` at its native count.
+    """
+    msg = exc.args[0] if exc.args else None
+    if isinstance(msg, ScopeCancelMessage):
+        return  # scope cancellation is level-triggered: the next checkpoint raises anyway
+    task.cancel(msg)
+    task.uncancel()
+
+
+def _discard(waiters: deque[Any], entry: tuple[Any, ...]) -> None:
+    try:
+        waiters.remove(entry)
+    except ValueError:
+        pass  # already taken off by the other side
+
+
+class _Handle:
+    """What both ends share: closing, cloning, context managers, the unclosed warning."""
+
+    __slots__ = ("_state", "_closed", "__weakref__")
+
+    _state: _StreamState
+    _closed: bool
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close this handle (same as ``close()``)."""
+        self.close()
+
+    def statistics(self) -> MemoryObjectStreamStatistics:
+        """A snapshot of the stream: buffer use, open handles, waiting tasks."""
+        return self._state.statistics()
+
+    def __enter__(self: Any) -> Any:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self: Any) -> Any:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(f"unclosed {self!r}: close it (or use it as a context manager) "
+                          f"so the other side sees the end of the stream",
+                          ResourceWarning, stacklevel=1, source=self)
+
+    def __repr__(self) -> str:
+        state = self._state
+        used = len(state.buffer)
+        return (f"<{type(self).__name__} {'closed' if self._closed else 'open'} "
+                f"buffer={used}/{state.max_buffer_size}>")
+
+
+class MemoryObjectSendStream(_Handle, Generic[T_contra]):
+    """The sending end of a memory object stream (see ``create_memory_object_stream``)."""
+
+    __slots__ = ()
+
+    def __init__(self, state: _StreamState) -> None:
+        self._closed = True  # until registered, so __del__ stays quiet on failure
+        self._state = state
+        state.open_send += 1
+        self._closed = False
+
+    def _offer(self, item: Any) -> bool:
+        """Deliver ``item`` without waiting if possible; False if the send must wait."""
+        if self._closed:
+            raise ClosedResourceError("this send stream has been closed")
+        state = self._state
+        if not state.open_receive:
+            raise BrokenResourceError("every receive stream has been closed")
+        receivers = state.receivers
+        while receivers:
+            fut = receivers.popleft()[0]
+            if not fut.done():  # done: its task is being cancelled, skip it
+                fut.set_result(item)
+                return True
+        buffer = state.buffer
+        if len(buffer) < state.max_buffer_size:
+            buffer.append(item)
+            return True
+        return False
+
+    def send_nowait(self, item: T_contra) -> None:
+        """Send ``item`` if a receiver is waiting or the buffer has room.
+
+        Raises ClosedResourceError if this handle is closed, BrokenResourceError if
+        every receive handle is closed, WouldBlock otherwise.
+        """
+        if not self._offer(item):
+            raise WouldBlock
+
+    async def send(self, item: T_contra) -> None:
+        """Send ``item``, waiting until a receiver takes it or the buffer has room.
+
+        Raises ClosedResourceError if this handle is (or gets) closed and
+        BrokenResourceError if every receive handle is (or gets) closed; in both cases
+        the item was not delivered.  If this raises CancelledError, the item was not
+        delivered either.
+        """
+        task = _running_task()
+        if _effectively_cancelled(task):
+            await sleep(0)  # the checkpoint raises CancelledError
+        if self._offer(item):
+            return
+        state = self._state
+        fut = task._loop.create_future()
+        entry = (fut, item, self)
+        state.senders.append(entry)
+        try:
+            result = await fut
+        except BaseException as exc:
+            if fut.done() and not fut.cancelled() and fut.result() is True:
+                # A receiver took the item before the interruption arrived.
+                if isinstance(exc, CancelledError):
+                    _rearm(task, exc)
+                    return
+                raise
+            fut.cancel()  # a receiver must not take the item any more
+            _discard(state.senders, entry)
+            raise
+        if result is not True:
+            raise result.error()
+
+    def clone(self) -> MemoryObjectSendStream[T_contra]:
+        """Another send handle for the same stream, to be closed separately.
+
+        Receivers see the end of the stream once every send handle is closed.
+        """
+        if self._closed:
+            raise ClosedResourceError("cannot clone a closed send stream")
+        return MemoryObjectSendStream(self._state)
+
+    def close(self) -> None:
+        """Close this handle.
+
+        A ``send()`` waiting on this handle raises ClosedResourceError (its item is not
+        delivered).  When the last send handle closes, waiting receivers get
+        EndOfStream, and later receives do once the buffer is empty.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        state = self._state
+        state.open_send -= 1
+        senders = state.senders
+        if senders:
+            for entry in [entry for entry in senders if entry[2] is self]:
+                senders.remove(entry)
+                if not entry[0].done():
+                    entry[0].set_result(_SEND_CLOSED)
+        if not state.open_send:
+            receivers = state.receivers
+            while receivers:
+                fut = receivers.popleft()[0]
+                if not fut.done():
+                    fut.set_result(_END)
+
+
+class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
+    """The receiving end of a memory object stream (see ``create_memory_object_stream``).
+
+    ``async for item in stream`` receives until the end of the stream.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, state: _StreamState) -> None:
+        self._closed = True  # until registered, so __del__ stays quiet on failure
+        self._state = state
+        state.open_receive += 1
+        self._closed = False
+
+    def _take(self) -> Any:
+        """Take the next item without waiting if possible; ``_EMPTY`` if it must wait."""
+        if self._closed:
+            raise ClosedResourceError("this receive stream has been closed")
+        state = self._state
+        buffer = state.buffer
+        if buffer:
+            item = buffer.popleft()
+            if state.senders:
+                state.refill()
+            return item
+        senders = state.senders
+        while senders:
+            fut, item, _ = senders.popleft()
+            if not fut.done():  # done: its task is being cancelled, skip it
+                fut.set_result(True)
+                return item
+        if not state.open_send:
+            raise EndOfStream
+        return _EMPTY
+
+    def receive_nowait(self) -> T_co:
+        """Receive an item if one is buffered or a sender is waiting.
+
+        Raises ClosedResourceError if this handle is closed, EndOfStream if the buffer
+        is empty and every send handle is closed, WouldBlock otherwise.
+        """
+        item = self._take()
+        if item is _EMPTY:
+            raise WouldBlock
+        return item  # type: ignore[no-any-return]
+
+    async def receive(self) -> T_co:
+        """Receive the next item, waiting for one if necessary.
+
+        Raises EndOfStream once the buffer is empty and every send handle is closed,
+        and ClosedResourceError if this handle is (or gets) closed.  If this raises
+        CancelledError, no item was consumed.
+        """
+        task = _running_task()
+        if _effectively_cancelled(task):
+            await sleep(0)  # the checkpoint raises CancelledError
+        item = self._take()
+        if item is not _EMPTY:
+            return item  # type: ignore[no-any-return]
+        # The wait is spelled out here rather than awaited from _wait(): resuming
+        # through an extra frame costs a tenth of a ping-pong round trip.
+        state = self._state
+        fut = task._loop.create_future()
+        entry = (fut, self)
+        state.receivers.append(entry)
+        try:
+            item = await fut
+        except BaseException as exc:
+            item = self._interrupted(task, fut, entry, exc)
+            if item is _EMPTY:
+                raise
+            return item  # type: ignore[no-any-return]
+        if item.__class__ is _Signal:
+            raise item.error()
+        return item  # type: ignore[no-any-return]
+
+    async def _wait(self, task: Any) -> Any:
+        """The waiting half of receive(), for __anext__."""
+        state = self._state
+        fut = task._loop.create_future()
+        entry = (fut, self)
+        state.receivers.append(entry)
+        try:
+            item = await fut
+        except BaseException as exc:
+            item = self._interrupted(task, fut, entry, exc)
+            if item is _EMPTY:
+                raise
+            return item
+        if item.__class__ is _Signal:
+            raise item.error()
+        return item
+
+    def _interrupted(self, task: Any, fut: Any, entry: tuple[Any, ...],
+                     exc: BaseException) -> Any:
+        """A waiting receive was interrupted: the item to return, or _EMPTY to re-raise."""
+        if fut.done() and not fut.cancelled():
+            item = fut.result()
+            if item.__class__ is not _Signal:
+                # A sender handed the item over before the interruption arrived.
+                if isinstance(exc, CancelledError):
+                    _rearm(task, exc)
+                    return item
+                self._state.put_back(item)  # e.g. the coroutine is being closed
+            return _EMPTY
+        fut.cancel()  # a sender must not hand it an item any more
+        _discard(self._state.receivers, entry)
+        return _EMPTY
+
+    def clone(self) -> MemoryObjectReceiveStream[T_co]:
+        """Another receive handle for the same stream, to be closed separately.
+
+        Senders see the stream as broken once every receive handle is closed.
+        """
+        if self._closed:
+            raise ClosedResourceError("cannot clone a closed receive stream")
+        return MemoryObjectReceiveStream(self._state)
+
+    def close(self) -> None:
+        """Close this handle.
+
+        A ``receive()`` waiting on this handle raises ClosedResourceError.  When the
+        last receive handle closes, the buffered items are dropped and senders get
+        BrokenResourceError (a waiting sender's item is not delivered).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        state = self._state
+        state.open_receive -= 1
+        receivers = state.receivers
+        if receivers:
+            for entry in [entry for entry in receivers if entry[1] is self]:
+                receivers.remove(entry)
+                if not entry[0].done():
+                    entry[0].set_result(_RECEIVE_CLOSED)
+        if not state.open_receive:
+            state.buffer.clear()  # nobody can receive them; do not keep them alive
+            senders = state.senders
+            while senders:
+                fut = senders.popleft()[0]
+                if not fut.done():
+                    fut.set_result(_BROKEN)
+
+    def __aiter__(self) -> MemoryObjectReceiveStream[T_co]:
+        return self
+
+    async def __anext__(self) -> T_co:
+        # receive() spelled out again: a wrapper coroutine would cost a third per item.
+        task = _running_task()
+        if _effectively_cancelled(task):
+            await sleep(0)
+        try:
+            item = self._take()
+            if item is _EMPTY:
+                item = await self._wait(task)
+        except EndOfStream:
+            raise StopAsyncIteration from None
+        return item  # type: ignore[no-any-return]
+
+
+def _check_buffer_size(value: Any) -> float:
+    if isinstance(value, float):
+        if value == math.inf:
+            return value
+        raise ValueError(f"max_buffer_size must be a non-negative int or math.inf, not "
+                         f"{value!r}; use an int for a bounded buffer")
+    if isinstance(value, bool):
+        raise TypeError("max_buffer_size must be a non-negative int or math.inf, not a bool")
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise TypeError(f"max_buffer_size must be a non-negative int or math.inf, "
+                        f"not {type(value).__name__}") from None
+    if size < 0:
+        raise ValueError(f"max_buffer_size must not be negative, got {size}")
+    return size
+
+
+class create_memory_object_stream(  # noqa: N801 - a class so it can be subscripted
+        tuple[MemoryObjectSendStream[T_Item], MemoryObjectReceiveStream[T_Item]]):
+    """Create a memory object stream: returns ``(send_stream, receive_stream)``.
+
+    ``max_buffer_size`` is how many items the stream holds before ``send()`` waits:
+    0 (the default) makes every send wait for a receiver, ``math.inf`` never waits.
+    Annotate the item type with ``create_memory_object_stream[int](5)``;
+    ``item_type`` is accepted for compatibility and does nothing.
+    """
+
+    def __new__(cls, max_buffer_size: float = 0,  # type: ignore[misc]
+                item_type: object = None
+                ) -> tuple[MemoryObjectSendStream[T_Item], MemoryObjectReceiveStream[T_Item]]:
+        state = _StreamState(_check_buffer_size(max_buffer_size))
+        return MemoryObjectSendStream(state), MemoryObjectReceiveStream(state)
