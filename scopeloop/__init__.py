@@ -42,6 +42,15 @@ from .streams import (
     create_memory_object_stream,
 )
 from .task import Task
+from .tcp import (
+    BusyResourceError,
+    SocketAttribute,
+    SocketStream,
+    TCPListener,
+    TypedAttributeLookupError,
+    connect_tcp,
+    create_tcp_listener,
+)
 
 __all__ = [
     "BACKENDS",
@@ -79,6 +88,14 @@ __all__ = [
     "MemoryObjectStreamStatistics",
     "WouldBlock",
     "create_memory_object_stream",
+    # TCP
+    "BusyResourceError",
+    "SocketAttribute",
+    "SocketStream",
+    "TCPListener",
+    "TypedAttributeLookupError",
+    "connect_tcp",
+    "create_tcp_listener",
 ]
 
 if sys.version_info >= (3, 12):
