@@ -133,7 +133,7 @@ def _socket_attributes(sock: Any, peer: bool) -> dict[Any, Callable[[], Any]]:
 if sys.version_info >= (3, 12):
     from _asyncio import current_task as _task_of
 else:  # asyncio.current_task() is pure Python on 3.11; its dict lookup is what matters
-    from _asyncio import _current_tasks
+    from _asyncio import _current_tasks  # type: ignore[attr-defined]  # the C module's dict
     _task_of = _current_tasks.get
 
 
@@ -384,7 +384,7 @@ async def _wrap(loop: asyncio.AbstractEventLoop, sock: socket.socket, accepted: 
     except BaseException:
         sock.close()
         raise
-    return SocketStream(transport, protocol)  # type: ignore[arg-type]
+    return SocketStream(transport, protocol)
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -433,7 +433,7 @@ def _interleave(targets: list[tuple[int, SockAddr]]) -> list[tuple[int, SockAddr
     first = targets[0][0]
     preferred = [t for t in targets if t[0] == first]
     other = [t for t in targets if t[0] != first]
-    result = []
+    result: list[tuple[int, SockAddr]] = []
     for i in range(max(len(preferred), len(other))):
         result.extend(group[i] for group in (preferred, other) if i < len(group))
     return result
@@ -510,7 +510,7 @@ async def _attempt(loop: asyncio.AbstractEventLoop, target: tuple[int, SockAddr]
     except OSError as exc:
         errors.append((addr, exc))
         return None
-    return SocketStream(transport, protocol)  # type: ignore[arg-type]
+    return SocketStream(transport, protocol)
 
 
 async def _race(loop: asyncio.AbstractEventLoop, targets: list[tuple[int, SockAddr]],
