@@ -22,6 +22,7 @@ import pytest
 import scopeloop
 from scopeloop import (
     BrokenResourceError,
+    CancelScope,
     BusyResourceError,
     ClosedResourceError,
     EndOfStream,
@@ -278,6 +279,14 @@ def test_closed_stream_raises_closed_resource_error(run: Run) -> None:
                 with pytest.raises(ClosedResourceError):
                     await operation
             await stream.aclose()  # closing twice is fine
+
+            # In a cancelled scope too, the socket is closed when aclose() returns.
+            stream = await connect_tcp(host, port)
+            before = fd_count()
+            with CancelScope() as scope:
+                scope.cancel()
+                await stream.aclose()
+            assert fd_count() == before - 1
             await listener.aclose()
 
     run(main)
@@ -403,6 +412,32 @@ def test_serve_in_a_given_task_group(run: Run) -> None:
                         await stream.receive()  # the handler returned: its stream closed
             await listener.aclose()
         assert sorted(seen) == [b"0", b"1", b"2"]
+
+    run(main)
+
+
+def test_serve_then_accept_again(run: Run) -> None:
+    """serve() leaves the listener usable; accept() is busy while it serves."""
+    async def main() -> None:
+        async with await create_tcp_listener(local_host="127.0.0.1") as listener:
+            port = listener.extra(SocketAttribute.local_port)
+            async with scopeloop.create_task_group() as tg:
+                tg.start_soon(listener.serve, echo)
+                await scopeloop.wait_all_tasks_blocked()
+                with pytest.raises(BusyResourceError):
+                    await listener.accept()
+                with pytest.raises(BusyResourceError):
+                    await listener.serve(echo)
+                async with await connect_tcp("127.0.0.1", port) as stream:
+                    await stream.send(b"served")
+                    assert await stream.receive() == b"served"
+                tg.cancel_scope.cancel()
+            client = await connect_tcp("127.0.0.1", port)
+            server = await listener.accept()
+            await client.send(b"accepted")
+            assert await server.receive() == b"accepted"
+            await client.aclose()
+            await server.aclose()
 
     run(main)
 
