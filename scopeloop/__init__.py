@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from .diagnostics import LeftoverWarning, format_tree, print_tree
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
 from .lowlevel import (
@@ -79,6 +80,10 @@ __all__ = [
     "sleep_forever",
     "sleep_until",
     "wait_all_tasks_blocked",
+    # diagnostics
+    "LeftoverWarning",
+    "format_tree",
+    "print_tree",
     # memory object streams
     "BrokenResourceError",
     "ClosedResourceError",

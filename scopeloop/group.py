@@ -11,6 +11,7 @@ native cancellation still gets through, as it does through every shield.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType, TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -107,7 +108,7 @@ class TaskGroup:
     """
 
     def __init__(self) -> None:
-        self.cancel_scope = CancelScope()
+        self.cancel_scope: CancelScope = _GroupScope()
         self._host: Task | None = None
         self._active = False
         self._exited = False
@@ -209,6 +210,32 @@ class TaskGroup:
         coro = _make_coroutine(func, args, "start()", task_status=status)
         return await status._run(loop, coro, name or _name_of(func))
 
+    # -- callbacks owned by the group -------------------------------------------
+
+    def call_soon(self, callback: Callable[..., object], *args: Any,
+                  context: Any = None) -> asyncio.Handle:
+        """Schedule ``callback(*args)`` like ``loop.call_soon``, owned by this group.
+
+        The group cancels the handle when its cancel scope is cancelled or when it
+        exits, so the callback never runs after its owner is gone: the structured
+        alternative to ``loop.call_soon`` in a ``finally`` block.  Called on a
+        group whose scope is already cancelled, it returns a cancelled handle.
+        """
+        loop = self._check_open("call_soon()")
+        return self.cancel_scope._own(  # type: ignore[attr-defined,no-any-return]
+            loop.call_soon(callback, *args, context=context))
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
+                   context: Any = None) -> asyncio.TimerHandle:
+        """Schedule ``callback(*args)`` in ``delay`` seconds, owned by this group.
+
+        Like ``loop.call_later``, except that the group cancels the handle when its
+        cancel scope is cancelled or when it exits (see ``call_soon``).
+        """
+        loop = self._check_open("call_later()")
+        return self.cancel_scope._own(  # type: ignore[attr-defined,no-any-return]
+            loop.call_later(delay, callback, *args, context=context))
+
     # -- children -------------------------------------------------------------
 
     def _child_failed(self, exc: BaseException) -> None:
@@ -227,6 +254,45 @@ class TaskGroup:
         self._tasks.add(task)
         task.add_done_callback(self._child_done)
         _reparent(task, self.cancel_scope)
+
+
+class _GroupScope(CancelScope):
+    """A task group's cancel scope: cancelling or leaving it cancels the group's
+    callbacks (``TaskGroup.call_soon``/``call_later``).
+
+    Hooking the scope rather than the group catches every way it gets cancelled
+    (``cancel()``, its deadline, a failing child, the host's error) and its exit,
+    without touching CancelScope itself.
+    """
+
+    __slots__ = ("_handles",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Weak: a handle that has run and that nobody holds needs no cancelling.
+        self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
+
+    def _own(self, handle: asyncio.Handle) -> asyncio.Handle:
+        if self._cancel_called:
+            handle.cancel()
+        else:
+            self._handles.add(handle)
+        return handle
+
+    def _cancel_handles(self) -> None:
+        handles = list(self._handles)
+        self._handles.clear()
+        for handle in handles:
+            handle.cancel()
+
+    def cancel(self, reason: str | None = None) -> None:
+        super().cancel(reason)
+        self._cancel_handles()
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> bool:
+        self._cancel_handles()
+        return super().__exit__(exc_type, exc, tb)
 
 
 def _reparent(task: Task, root: CancelScope) -> None:

@@ -115,18 +115,22 @@ def new_event_loop(backend: str | None = None, *, debug: bool | None = None
     ``backend`` is ``"uvloop"`` (the default where uvloop is installed) or
     ``"asyncio"`` (the stdlib selector loop); when None, the environment variable
     ``SCOPELOOP_BACKEND`` decides.  ``debug=True`` (or ``SCOPELOOP_DEBUG=1``) turns
-    on asyncio's debug mode.
+    on asyncio's debug mode and scopeloop's diagnostics (see scopeloop.diagnostics).
     """
     name = _resolve_backend(backend)
+    if debug is None:
+        debug = _debug_from_env()
     loop: asyncio.AbstractEventLoop
-    if name == "uvloop":
+    if debug:
+        # Diagnostics live in debug-only subclasses, so that a loop without debug
+        # runs the backend's own call_soon/call_later untouched (zero cost).
+        from .diagnostics import debug_loop_class
+        loop = debug_loop_class(name)()
+        loop.set_debug(True)
+    elif name == "uvloop":
         loop = UVLoopEventLoop()
     else:
         loop = AsyncioEventLoop()
-    if debug is None:
-        debug = _debug_from_env()
-    if debug:
-        loop.set_debug(True)
     return loop
 
 
