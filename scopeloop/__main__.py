@@ -155,19 +155,20 @@ def _run_script(path: str, args: list[str]) -> None:
               f"[Errno 2] No such file or directory", file=sys.stderr)
         raise SystemExit(2)
     sys.argv[:] = [path, *args]
-    if os.path.isdir(path) or _is_zip(path) or not path.endswith(".py"):
-        # A directory or zip file with __main__.py, or a compiled file: runpy knows
-        # these (and puts a directory or zip file on sys.path itself).
-        if os.path.isdir(path) or _is_zip(path):
-            del sys.path[0]
-        else:
-            sys.path[0] = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or _is_zip(path):
+        _run_main_module_of(path)
+    elif path.endswith((".pyc", ".pyo")):
+        sys.path[0] = os.path.dirname(os.path.abspath(path))
         runpy.run_path(path, run_name="__main__")
-        return
-    # A source file runs as Python runs it: absolute __file__ and code file name,
-    # a real loader, and a __main__ module that stays in sys.modules until exit.
-    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    else:
+        _run_source_file(path)
+
+
+def _run_source_file(path: str) -> None:
+    # As Python runs a script: absolute __file__ and code file name, a real loader,
+    # and a __main__ module that stays in sys.modules until exit.
     filename = os.path.abspath(path)
+    sys.path[0] = os.path.dirname(filename)
     with io.open_code(filename) as file:
         source = file.read()
     code = compile(source, filename, "exec", dont_inherit=True)
@@ -176,6 +177,27 @@ def _run_script(path: str, args: list[str]) -> None:
         __file__=filename, __cached__=None, __spec__=None, __package__=None,
         __loader__=importlib.machinery.SourceFileLoader("__main__", filename),
         __builtins__=builtins)
+    _exec_as_main(code, main_module)
+
+
+def _run_main_module_of(path: str) -> None:
+    """Run the __main__ module of a directory or zip file, as 'python path' does."""
+    sys.path[0] = os.path.abspath(path)
+    # The runner itself is __main__ right now; hide it so the lookup finds the program's.
+    runner_module = sys.modules.pop("__main__")
+    try:
+        spec = importlib.util.find_spec("__main__")
+    finally:
+        sys.modules["__main__"] = runner_module
+    get_code = getattr(spec and spec.loader, "get_code", None)
+    code = get_code("__main__") if get_code is not None else None
+    if spec is None or code is None:
+        print(f"{PROG}: can't find '__main__' module in {sys.path[0]!r}", file=sys.stderr)
+        raise SystemExit(1)
+    _exec_as_main(code, importlib.util.module_from_spec(spec))
+
+
+def _exec_as_main(code: types.CodeType, main_module: types.ModuleType) -> None:
     sys.modules["__main__"] = main_module
     exec(code, main_module.__dict__)
 

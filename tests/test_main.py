@@ -109,6 +109,26 @@ def test_package_main_module(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["name"] == "__main__"
 
 
+def test_directory_with_main(tmp_path: Path) -> None:
+    write(tmp_path / "appdir" / "__main__.py", REPORT)
+    result = scopeloop_cmd("appdir", "x", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["Runner"]["task"] == "scopeloop.task"
+    # As 'python appdir x'.
+    assert (seen["name"], seen["argv"]) == ("__main__", ["appdir", "x"])
+    assert seen["path0"] == str(tmp_path / "appdir")
+    assert seen["file"] == str(tmp_path / "appdir" / "__main__.py")
+
+
+def test_directory_without_main(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = scopeloop_cmd("empty", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"can't find '__main__' module in '{tmp_path / 'empty'}'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_scope_api_works_inside_asyncio_run(tmp_path: Path, backend: str) -> None:
     write(tmp_path / "scoped.py", """\
         import asyncio, scopeloop
