@@ -157,6 +157,29 @@ def test_scope_api_works_in_tests(pytester: pytest.Pytester, backend: str) -> No
     run_inner(pytester, f"--scopeloop-backend={backend}").assert_outcomes(passed=1)
 
 
+def test_module_scoped_loop(pytester: pytest.Pytester, backend: str) -> None:
+    """Tests sharing one loop (loop_scope="module") share one scopeloop loop."""
+    make_suite(pytester, tests="""\
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.asyncio(loop_scope="module")
+        loops = []
+
+        async def test_first(record):
+            record("first")
+            loops.append(asyncio.get_running_loop())
+
+        async def test_second(record):
+            record("second")
+            assert loops == [asyncio.get_running_loop()]
+        """)
+    run_inner(pytester, f"--scopeloop-backend={backend}").assert_outcomes(passed=2)
+    records = seen(pytester)
+    assert [entry["label"] for entry in records] == ["first", "second"]
+    expect_scopeloop(records, backend)
+
+
 def test_several_backends_parametrize_each_test(pytester: pytest.Pytester) -> None:
     backends = [name for name in scopeloop.BACKENDS if name != "uvloop"
                 or importlib.util.find_spec("uvloop") is not None]
