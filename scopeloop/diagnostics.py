@@ -241,15 +241,20 @@ class _DebugLoopMixin:
     """Records who creates what; reports leftovers when tasks end and at close."""
 
     _diag_owned: dict[asyncio.Task[Any], set[_Record]]
+    _diag_signal: int | None = None  # the signal that prints the tree
     _diag_tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], _Origin | None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        signum = _signal_from_env()  # a bad value fails before the loop exists
         super().__init__(*args, **kwargs)
         self._diag_owned = {}
         self._diag_tasks = weakref.WeakKeyDictionary()
+        try:
+            signum = _signal_from_env()
+        except ValueError:
+            self.close()
+            raise
         _show_leftover_warnings()
-        print_tree_on_signal(signum, loop=self)  # type: ignore[arg-type]
+        self._diag_signal = signum if print_tree_on_signal(signum, loop=self) else None  # type: ignore[arg-type]
 
     # -- recording --------------------------------------------------------------
 
@@ -371,6 +376,17 @@ class _DebugLoopMixin:
                         _report(record, "owner ended" if owner.done() else "loop closed")
         finally:
             super().close()  # type: ignore[misc]
+            self._diag_restore_signal()
+
+    def _diag_restore_signal(self) -> None:
+        # uvloop removes its signal handlers only while it runs, so a closed uvloop
+        # would keep swallowing the signal: put the default action back.
+        signum, self._diag_signal = self._diag_signal, None
+        if signum is None or threading.current_thread() is not threading.main_thread():
+            return
+        handler = signal.getsignal(signum)
+        if getattr(handler, "__self__", None) is self:
+            signal.signal(signum, signal.SIG_DFL)
 
     def _diag_records(self, owner: asyncio.Task[Any]) -> list[_Record]:
         """The pending timers and callbacks ``owner`` created (for the tree)."""
