@@ -98,12 +98,11 @@ async def run_sync(func: Callable[..., T], *args: Any, abandon_on_cancel: bool =
 class _Job:
     """One call: written by the worker once (the outcome), otherwise by the loop."""
 
-    __slots__ = ("loop", "task", "func", "args", "context", "finished", "result", "error",
+    __slots__ = ("loop", "func", "args", "context", "finished", "result", "error",
                  "waiter", "cancel_requested", "cancel_message", "abandoned", "portal_scopes")
 
     def __init__(self, task: Task, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.loop = task._loop
-        self.task = task
         self.func = func
         self.args = args
         self.context = contextvars.copy_context()
@@ -134,7 +133,7 @@ class _Job:
         try:
             self.loop.call_soon_threadsafe(self._finish, result, error)
         except RuntimeError:
-            pass  # the loop is closed: only an abandoned call can get here
+            pass  # the loop is closed: nobody is waiting for this result any more
 
     # -- loop side --------------------------------------------------------------
 
