@@ -17,7 +17,7 @@ from types import CoroutineType, TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from .scope import CancelScope
-from .task import Task, current_scope_task
+from .task import _NO_CONTEXT, Task, current_scope_task
 
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
 
@@ -61,6 +61,11 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
                     _result: Any = _NOT_CALLED, **kwargs: Any) -> Coroutine[Any, Any, Any]:
     """Call ``func`` (unless ``_result`` is that call's result) and check it is async."""
     if not callable(func):
+        if asyncio.iscoroutine(func):
+            func.close()  # nobody will await it: spare the "never awaited" warning
+            raise TypeError(f"{what} expects an async function, but got a coroutine "
+                            f"object; pass the function and its arguments "
+                            f"(fn, arg), not a call (fn(arg))")
         raise TypeError(f"{what} expects an async function, not {type(func).__name__}")
     coro = func(*args, **kwargs) if _result is _NOT_CALLED else _result
     if not asyncio.iscoroutine(coro):
@@ -74,6 +79,15 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
 
 def _spawn(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
            coro: Coroutine[Any, Any, Any], name: Any) -> Task:
+    task = _create_child(loop, owner, coro, name)
+    _place(task, scope)
+    # The callback reads no context variables: no context copy per child.
+    task.add_done_callback(owner._child_done, context=_NO_CONTEXT)
+    return task
+
+
+def _create_child(loop: asyncio.AbstractEventLoop, owner: Any,
+                  coro: Coroutine[Any, Any, Any], name: Any) -> Task:
     wrapped = _run_child(owner, coro)
     name = None if name is None else str(name)
     if loop.get_task_factory() is None:
@@ -87,6 +101,11 @@ def _spawn(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
         raise RuntimeError("the loop's task factory does not create scopeloop Tasks, so "
                            "task groups cannot track their children; use "
                            "scopeloop.eager_task_factory or no task factory")
+    return task
+
+
+def _place(task: Task, scope: CancelScope) -> None:
+    """Put a new child task into ``scope``."""
     if task._scope is None:
         task._scope = scope
         if scope._effectively_cancelled():
@@ -96,8 +115,6 @@ def _spawn(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
         # scopes under it.
         _reparent(task, scope)
     scope._spawned.add(task)  # type: ignore[union-attr]
-    task.add_done_callback(owner._child_done)
-    return task
 
 
 class TaskGroup:
@@ -115,6 +132,9 @@ class TaskGroup:
         self._tasks: set[Task] = set()
         self._errors: list[BaseException] = []
         self._child_cancelled = False
+        # start() calls into this group still waiting for started(): like Trio's
+        # nursery, the group stays open for them, as their task may yet join it.
+        self._pending_starts = 0
         self._waiter: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> TaskGroup:
@@ -139,18 +159,21 @@ class TaskGroup:
             scope.cancel()
             if not isinstance(exc, asyncio.CancelledError):
                 self._errors.append(exc)
-        native: asyncio.CancelledError | None = None
-        if self._tasks:
+        # As in asyncio.TaskGroup, the first cancellation of the host is the one
+        # re-raised; later native ones are still counted by cancelling().
+        cancelled = exc if isinstance(exc, asyncio.CancelledError) else None
+        if self._tasks or self._pending_starts:
             loop = asyncio.get_running_loop()
             with CancelScope(shield=True):
-                while self._tasks:
+                while self._tasks or self._pending_starts:
                     self._waiter = loop.create_future()
                     try:
                         await self._waiter
                     except asyncio.CancelledError as cancel:
                         # Only native requests pass the shield: forward them to the
                         # children as scope cancellation, keep waiting, re-raise after.
-                        native = cancel
+                        if cancelled is None:
+                            cancelled = cancel
                         scope.cancel()
             self._waiter = None
         self._active = False
@@ -160,10 +183,8 @@ class TaskGroup:
         raising: BaseException | None = None
         if self._errors:
             raising = BaseExceptionGroup("unhandled errors in a TaskGroup", self._errors)
-        elif native is not None:
-            raising = native
-        elif isinstance(exc, asyncio.CancelledError):
-            raising = exc
+        elif cancelled is not None:
+            raising = cancelled
         elif self._child_cancelled:
             # A child ended with the region's cancellation: pass it on for the
             # cancelled scope (ours or an enclosing one) to catch.
@@ -246,13 +267,18 @@ class TaskGroup:
         self._tasks.discard(task)
         if task.cancelled():
             self._child_cancelled = True
-        if not self._tasks and self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake_if_idle()
+
+    def _wake_if_idle(self) -> None:
+        waiter = self._waiter
+        if (not self._tasks and not self._pending_starts
+                and waiter is not None and not waiter.done()):
+            waiter.set_result(None)
 
     def _adopt(self, task: Task) -> None:
         """Take over a task that ``start()`` launched and that is now started."""
         self._tasks.add(task)
-        task.add_done_callback(self._child_done)
+        task.add_done_callback(self._child_done, context=_NO_CONTEXT)
         _reparent(task, self.cancel_scope)
 
 
@@ -330,7 +356,13 @@ class _StartStatus:
                                "call it exactly once")
         self._called = True
         task = self._task
-        if task is None or task.done():
+        if task is None:
+            # An eager task runs its first step inside create_task(), before start()
+            # has been handed the task: it is the one running now.
+            task = asyncio.current_task()  # type: ignore[assignment]
+            if not isinstance(task, Task):
+                return
+        if task.done():
             return
         if self._starter._effectively_cancelled() or not self._group._active:
             # The caller of start() is being cancelled (or the group closed): the
@@ -345,12 +377,25 @@ class _StartStatus:
 
     async def _run(self, loop: asyncio.AbstractEventLoop,
                    coro: Coroutine[Any, Any, Any], name: Any) -> Any:
+        group = self._group
+        group._pending_starts += 1
+        try:
+            return await self._start(loop, coro, name)
+        finally:
+            group._pending_starts -= 1
+            group._wake_if_idle()
+
+    async def _start(self, loop: asyncio.AbstractEventLoop,
+                     coro: Coroutine[Any, Any, Any], name: Any) -> Any:
         starter = self._starter
         native: asyncio.CancelledError | None = None
         with starter:
             starter._spawned = set()
             self._ready = loop.create_future()
-            self._task = _spawn(loop, starter, self, coro, name)
+            task = self._task = _create_child(loop, self, coro, name)
+            if not self._moved:  # (an eager task may have started in its first step)
+                _place(task, starter)
+            task.add_done_callback(self._child_done, context=_NO_CONTEXT)
             with CancelScope(shield=True):
                 # Waits behind a shield: scope cancellation of the caller reaches
                 # the child through `starter`; a native one is forwarded to it.
@@ -358,12 +403,14 @@ class _StartStatus:
                     try:
                         await self._ready
                     except asyncio.CancelledError as cancel:
-                        native = cancel
+                        if native is None:
+                            native = cancel
                         starter.cancel()
-                        if self._ready.done():
-                            break
+                        if not self._ready.cancelled():
+                            break  # started or finished before the cancel reached us
+                        # The cancel went to the future we were waiting on.
                         self._ready = loop.create_future()
-                        if self._task.done():
+                        if task.done() or self._moved:
                             self._ready.set_result(None)
             starter._spawned = None
             if native is not None:
@@ -372,9 +419,6 @@ class _StartStatus:
                 return self._value
             if self._error is not None:
                 raise self._error
-            if self._called and not self._task.cancelled() and not self._group._active:
-                raise RuntimeError("the TaskGroup that start() was called on exited before "
-                                   "the task called task_status.started()")
             if self._task.cancelled() or self._caller._cancelling_scope() is not None:
                 region = self._caller._cancelling_scope()
                 if region is not None:

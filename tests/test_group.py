@@ -1,0 +1,925 @@
+"""Task groups (issue 4): failure cancels the group, exception groups, native
+cancellation of the host, ``start()``, misuse, names, and scale."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import scopeloop
+from scopeloop import (
+    TASK_STATUS_IGNORED,
+    CancelScope,
+    create_task_group,
+    sleep_forever,
+    wait_all_tasks_blocked,
+)
+from scopeloop.task import ScopeCancelMessage
+
+Run = Callable[..., Any]
+
+
+class Fatal(BaseException):
+    """A BaseException that is not an Exception, to check BaseExceptionGroup."""
+
+
+def is_scope_cancel(exc: BaseException) -> bool:
+    return bool(exc.args) and isinstance(exc.args[0], ScopeCancelMessage)
+
+
+# -- a failing child cancels the group ------------------------------------------
+
+
+def test_failing_child_cancels_group_before_any_other_task_runs(run: Run) -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def fails() -> None:
+            # Complete the future a sibling waits on: its wake-up is queued before
+            # anything this failure could schedule.
+            ready.set_result("value")
+            raise ValueError("boom")
+
+        async def woken() -> None:
+            seen["result"] = await ready
+            seen["woken saw cancel_called"] = tg.cancel_scope.cancel_called
+            try:
+                await scopeloop.checkpoint()
+            except asyncio.CancelledError as exc:
+                seen["woken cancelled by scope"] = is_scope_cancel(exc)
+                raise
+            seen["woken not cancelled"] = True
+
+        async def first_step() -> None:
+            # Started after `fails`, so its first step runs right after that failure.
+            seen["sibling saw cancel_called"] = tg.cancel_scope.cancel_called
+            try:
+                await scopeloop.checkpoint()
+            except asyncio.CancelledError:
+                seen["sibling cancelled"] = True
+                raise
+
+        outsider_saw: list[bool] = []
+
+        with pytest.raises(ExceptionGroup) as info:
+            async with create_task_group() as tg:
+                tg.start_soon(woken)
+                await wait_all_tasks_blocked()
+                tg.start_soon(fails)
+                tg.start_soon(first_step)
+                # A plain callback queued after both first steps also runs after the failure.
+                asyncio.get_running_loop().call_soon(
+                    lambda: outsider_saw.append(tg.cancel_scope.cancel_called))
+        assert tg.cancel_scope.cancel_called
+        assert [type(e) for e in info.value.exceptions] == [ValueError]
+        assert outsider_saw == [True]
+
+    run(main)
+    assert seen == {
+        "result": "value",  # the operation completed: the result is not lost
+        "woken saw cancel_called": True,
+        "woken cancelled by scope": True,
+        "sibling saw cancel_called": True,
+        "sibling cancelled": True,
+    }
+
+
+def test_failing_child_cancels_group_inside_cancelled_enclosing_scope(run: Run) -> None:
+    seen: list[object] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def fails_after_shield() -> None:
+            with CancelScope(shield=True):
+                await release.wait()
+                raise ValueError("boom")
+
+        async def sibling() -> None:
+            with CancelScope(shield=True):
+                await release.wait()
+                # Woken together with the failing child, but runs after its step.
+                seen.append(tg.cancel_scope.cancel_called)
+
+        with CancelScope() as outer:
+            with pytest.raises(ExceptionGroup) as info:
+                async with create_task_group() as tg:
+                    tg.start_soon(fails_after_shield)
+                    tg.start_soon(sibling)
+                    await wait_all_tasks_blocked()
+                    outer.cancel()
+                    assert not tg.cancel_scope.cancel_called
+                    release.set()
+            seen.append(tg.cancel_scope.cancel_called)
+            assert [type(e) for e in info.value.exceptions] == [ValueError]
+            await scopeloop.checkpoint()
+            seen.append("not reached")
+        assert outer.cancelled_caught
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    run(main)
+    assert seen == [True, True]
+
+
+def test_errors_are_raised_together_as_exception_group(run: Run) -> None:
+    async def main() -> None:
+        async def raises(exc: BaseException) -> None:
+            raise exc
+
+        with pytest.raises(ExceptionGroup) as info:
+            async with create_task_group() as tg:
+                tg.start_soon(raises, ValueError("one"))
+                tg.start_soon(raises, KeyError("two"))
+        # Both children ran their first step (no checkpoint before raising).
+        assert type(info.value) is ExceptionGroup
+        assert sorted(repr(e) for e in info.value.exceptions) == [
+            "KeyError('two')", "ValueError('one')"]
+
+        with pytest.raises(BaseExceptionGroup) as binfo:
+            async with create_task_group() as tg:
+                tg.start_soon(raises, ValueError("one"))
+                tg.start_soon(raises, Fatal("two"))
+        assert not isinstance(binfo.value, ExceptionGroup)
+        assert {type(e) for e in binfo.value.exceptions} == {ValueError, Fatal}
+
+        # An error in the body of the group joins the children's errors.
+        with pytest.raises(ExceptionGroup) as info:
+            async with create_task_group() as tg:
+                tg.start_soon(raises, ValueError("child"))  # its first step still runs
+                raise KeyError("body")
+        assert sorted(repr(e) for e in info.value.exceptions) == [
+            "KeyError('body')", "ValueError('child')"]
+
+    run(main)
+
+
+def test_cancellations_are_not_errors(run: Run) -> None:
+    outcomes: list[str] = []
+
+    async def main() -> None:
+        async def blocked() -> None:
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError:
+                outcomes.append("blocked cancelled")
+                raise
+
+        async def fails() -> None:
+            await scopeloop.checkpoint()
+            raise ValueError("boom")
+
+        with pytest.raises(ExceptionGroup) as info:
+            async with create_task_group() as tg:
+                tg.start_soon(blocked)
+                tg.start_soon(blocked)
+                tg.start_soon(fails)
+                try:
+                    await sleep_forever()
+                except asyncio.CancelledError:
+                    outcomes.append("body cancelled")
+                    raise
+        assert [type(e) for e in info.value.exceptions] == [ValueError]
+        assert not tg.cancel_scope.cancelled_caught
+
+        # Cancelling the group's own scope is no error at all.
+        async with create_task_group() as tg:
+            tg.start_soon(blocked)
+            await wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+            await sleep_forever()
+        assert tg.cancel_scope.cancelled_caught
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    run(main)
+    assert sorted(outcomes) == ["blocked cancelled"] * 3 + ["body cancelled"]
+
+
+# -- __aexit__ is not a checkpoint ----------------------------------------------
+
+
+def test_aexit_in_cancelled_scope_with_normal_children_does_not_raise(run: Run) -> None:
+    steps: list[str] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def shielded() -> None:
+            with CancelScope(shield=True):
+                await release.wait()
+            steps.append("shielded done")
+
+        async def no_checkpoint() -> None:
+            steps.append("quick done")
+
+        with CancelScope() as outer:
+            async with create_task_group() as tg:
+                tg.start_soon(shielded)
+                await wait_all_tasks_blocked()
+                outer.cancel()
+                # Spawned into a cancelled region: its first step still runs.
+                tg.start_soon(no_checkpoint)
+                release.set()
+            steps.append("after group")
+            # No children at all: exiting is not a checkpoint either.
+            async with create_task_group():
+                pass
+            steps.append("after empty group")
+            await scopeloop.checkpoint()
+            steps.append("not reached")
+        assert outer.cancelled_caught
+        assert not tg.cancel_scope.cancel_called
+
+    run(main)
+    assert steps == ["quick done", "shielded done", "after group", "after empty group"]
+
+
+def test_child_cancelled_by_enclosing_scope_is_reraised_for_it(run: Run) -> None:
+    steps: list[str] = []
+
+    async def main() -> None:
+        async def child() -> None:
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError as exc:
+                steps.append(f"child cancelled by scope: {is_scope_cancel(exc)}")
+                raise
+
+        with CancelScope() as outer:
+            async with create_task_group() as tg:
+                tg.start_soon(child)
+                await wait_all_tasks_blocked()
+                outer.cancel()
+                # No checkpoint in the body: the host only waits in __aexit__.
+            steps.append("not reached: the group must re-raise the cancellation")
+        assert outer.cancelled_caught
+        assert not tg.cancel_scope.cancel_called
+        assert not tg.cancel_scope.cancelled_caught
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    run(main)
+    assert steps == ["child cancelled by scope: True"]
+
+
+def test_group_scope_catches_its_own_cancellation_of_children(run: Run) -> None:
+    async def main() -> None:
+        async with create_task_group() as tg:
+            tg.start_soon(sleep_forever)
+            await wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()  # no checkpoint after this in the body
+        assert tg.cancel_scope.cancelled_caught
+
+    run(main)
+
+
+# -- native cancellation of the host --------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["body", "aexit"])
+def test_native_cancel_of_host_goes_through_group_scope(run: Run, where: str) -> None:
+    log: list[object] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+        shield_entered = asyncio.Event()
+        child_tasks: list[asyncio.Task[Any]] = []
+
+        async def blocked() -> None:
+            child_tasks.append(asyncio.current_task())  # type: ignore[arg-type]
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError as exc:
+                log.append(("blocked", is_scope_cancel(exc),
+                            asyncio.current_task().cancelling()))  # type: ignore[union-attr]
+                raise
+
+        async def shielded() -> None:
+            with CancelScope(shield=True):
+                shield_entered.set()
+                await release.wait()
+                log.append("shielded work finished")
+
+        async def host() -> None:
+            try:
+                async with create_task_group() as tg:
+                    tg.start_soon(blocked)
+                    tg.start_soon(shielded)
+                    if where == "body":
+                        await sleep_forever()
+            except asyncio.CancelledError as exc:
+                me = asyncio.current_task()
+                assert me is not None
+                log.append(("host", str(exc), me.cancelling(), tg.cancel_scope.cancel_called))
+                me.uncancel()
+                raise
+
+        task = asyncio.get_running_loop().create_task(host())
+        await shield_entered.wait()
+        await wait_all_tasks_blocked()
+        task.cancel("stop")
+        await wait_all_tasks_blocked()
+        assert not task.done()  # waiting for the shielded child
+        assert task.cancelling() == 1
+        assert log == [("blocked", True, 0)]
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert task.cancelling() == 0
+        assert all(t.cancelling() == 0 for t in child_tasks)
+
+    run(main)
+    assert log[1:] == ["shielded work finished", ("host", "stop", 1, True)]
+
+
+async def _two_cancels_in_aexit(make_group: Callable[[], Any],
+                                spawn: Callable[[Any, Any], None],
+                                first_in_body: bool) -> tuple[object, ...]:
+    """Cancel the host natively twice; return what can be compared with asyncio's."""
+    release = asyncio.Event()
+    child_cancelled = asyncio.Event()
+    host_in_aexit = asyncio.Event()
+    child_saw: list[int] = []
+
+    async def child() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            child_saw.append(1)
+            child_cancelled.set()
+            with CancelScope(shield=True):
+                await release.wait()
+            raise
+
+    async def host() -> str:
+        group = make_group()
+        try:
+            async with group:
+                spawn(group, child)
+                if first_in_body:
+                    await asyncio.Event().wait()
+                host_in_aexit.set()
+        except asyncio.CancelledError as exc:
+            return f"CancelledError({exc})"
+        return "returned"
+
+    task = asyncio.get_running_loop().create_task(host())
+    await wait_all_tasks_blocked()
+    task.cancel("first")
+    await child_cancelled.wait()
+    await wait_all_tasks_blocked()
+    if not first_in_body:
+        assert host_in_aexit.is_set()
+    task.cancel("second")
+    await wait_all_tasks_blocked()
+    mid = (task.done(), task.cancelling())
+    release.set()
+    result = await task
+    return (result, mid, task.cancelling(), len(child_saw))
+
+
+@pytest.mark.parametrize("first_in_body", [False, True])
+def test_two_native_cancels_while_waiting_behave_as_asyncio_taskgroup(
+        run: Run, first_in_body: bool) -> None:
+    async def main() -> None:
+        stock = await _two_cancels_in_aexit(
+            asyncio.TaskGroup, lambda g, f: g.create_task(f()), first_in_body)
+        ours = await _two_cancels_in_aexit(
+            create_task_group, lambda g, f: g.start_soon(f), first_in_body)
+        assert stock == ("CancelledError(first)", (False, 2), 2, 1)
+        assert ours == stock
+
+    run(main)
+
+
+# -- start() ----------------------------------------------------------------------
+
+
+def test_start_returns_value_and_task_joins_group(run: Run) -> None:
+    log: list[object] = []
+
+    async def main() -> None:
+        async def service(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            task_status.started("ready")
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError as exc:
+                log.append(("service cancelled", is_scope_cancel(exc)))
+                raise
+
+        async with create_task_group() as tg:
+            with CancelScope() as caller_scope:
+                assert await tg.start(service) == "ready"
+                # The task now belongs to the group: cancelling the caller's scope
+                # does not reach it.
+                caller_scope.cancel()
+                await scopeloop.checkpoint()
+            assert caller_scope.cancelled_caught
+            await wait_all_tasks_blocked()
+            assert log == []
+            tg.cancel_scope.cancel()
+        assert tg.cancel_scope.cancelled_caught
+
+    run(main)
+    assert log == [("service cancelled", True)]
+
+
+def test_start_native_cancel_of_caller_after_started_spares_task(run: Run) -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        async def service(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await sleep_forever()
+
+        async def caller(tg: scopeloop.TaskGroup) -> None:
+            await tg.start(service)
+            await sleep_forever()
+
+        async with create_task_group() as tg:
+            task = asyncio.get_running_loop().create_task(caller(tg))
+            await wait_all_tasks_blocked()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await wait_all_tasks_blocked()
+            assert len(tg._tasks) == 1  # the service is still running, in the group
+            log.append("service survived")
+            tg.cancel_scope.cancel()
+
+    run(main)
+    assert log == ["service survived"]
+
+
+def test_start_exception_before_started_propagates_from_start(run: Run) -> None:
+    async def main() -> None:
+        async def broken(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            await scopeloop.checkpoint()
+            raise ValueError("no can do")
+
+        async def bystander() -> None:
+            await scopeloop.checkpoint()
+
+        async with create_task_group() as tg:
+            tg.start_soon(bystander)
+            with pytest.raises(ValueError, match="no can do"):
+                await tg.start(broken)
+        # Not an error of the target group, which was not cancelled either.
+        assert not tg.cancel_scope.cancel_called
+
+    run(main)
+
+
+@pytest.mark.parametrize("how", ["scope", "native"])
+def test_start_caller_cancelled_before_started(run: Run, how: str) -> None:
+    log: list[object] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def slow(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError as exc:
+                log.append(("starting task cancelled by scope", is_scope_cancel(exc)))
+                with CancelScope(shield=True):
+                    await release.wait()  # a shield inside the starting task holds
+                    log.append("shielded cleanup done")
+                raise
+
+        async def bystander() -> None:
+            await sleep_forever()
+
+        async def caller(tg: scopeloop.TaskGroup) -> None:
+            with CancelScope() as scope:
+                caller_scopes.append(scope)
+                try:
+                    await tg.start(slow)
+                except asyncio.CancelledError as exc:
+                    me = asyncio.current_task()
+                    assert me is not None
+                    log.append(("start() raised CancelledError", str(exc) == "native",
+                                me.cancelling()))
+                    raise
+            log.append(("caller scope caught", scope.cancelled_caught))
+
+        caller_scopes: list[CancelScope] = []
+        async with create_task_group() as tg:
+            tg.start_soon(bystander)
+            task = asyncio.get_running_loop().create_task(caller(tg))
+            await wait_all_tasks_blocked()
+            if how == "scope":
+                caller_scopes[0].cancel()
+            else:
+                task.cancel("native")
+            await wait_all_tasks_blocked()
+            assert not task.done()  # start() waits for the shielded cleanup
+            release.set()
+            if how == "native":
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            else:
+                await task
+            assert not tg.cancel_scope.cancel_called  # the target group is untouched
+            assert len(tg._tasks) == 1  # only the bystander
+            tg.cancel_scope.cancel()
+
+    run(main)
+    expected_start = ("start() raised CancelledError", how == "native", 1 if how == "native" else 0)
+    assert log[:3] == [("starting task cancelled by scope", True), "shielded cleanup done",
+                       expected_start]
+    if how == "scope":
+        assert log[3:] == [("caller scope caught", True)]
+
+
+def test_start_target_group_cancelled_before_started(run: Run) -> None:
+    log: list[object] = []
+
+    async def main() -> None:
+        go = asyncio.Event()
+
+        async def service(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            await go.wait()  # not cancelled: it still belongs to the caller
+            log.append("calling started")
+            task_status.started("value")
+            try:
+                await scopeloop.checkpoint()
+            except asyncio.CancelledError as exc:
+                log.append(("cancelled in the target group", is_scope_cancel(exc)))
+                raise
+
+        async def caller(tg: scopeloop.TaskGroup) -> None:
+            log.append(("start() returned", await tg.start(service)))
+
+        outer_done = asyncio.Event()
+
+        async def target_host() -> None:
+            async with create_task_group() as tg:
+                groups.append(tg)
+                await sleep_forever()
+            outer_done.set()
+
+        groups: list[scopeloop.TaskGroup] = []
+        async with create_task_group() as outer:
+            outer.start_soon(target_host)
+            await wait_all_tasks_blocked()
+            tg = groups[0]
+            outer.start_soon(caller, tg)
+            await wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+            await wait_all_tasks_blocked()
+            # The target group waits for the pending start() before it closes.
+            assert not outer_done.is_set()
+            go.set()
+        assert tg.cancel_scope.cancelled_caught
+
+    run(main)
+    assert log == ["calling started", ("start() returned", "value"),
+                   ("cancelled in the target group", True)]
+
+
+def test_started_twice_raises(run: Run) -> None:
+    async def main() -> None:
+        async def twice(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            task_status.started(1)
+            with pytest.raises(RuntimeError, match="already called"):
+                task_status.started(2)
+
+        async with create_task_group() as tg:
+            assert await tg.start(twice) == 1
+
+        async def twice_unhandled(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            task_status.started(1)
+            task_status.started(2)
+
+        with pytest.raises(ExceptionGroup) as info:
+            async with create_task_group() as tg:
+                await tg.start(twice_unhandled)
+        [error] = info.value.exceptions
+        assert isinstance(error, RuntimeError) and "already called" in str(error)
+
+    run(main)
+
+
+def test_task_returning_without_started(run: Run) -> None:
+    async def main() -> None:
+        async def forgetful(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            await scopeloop.checkpoint()
+
+        async with create_task_group() as tg:
+            with pytest.raises(RuntimeError, match="without calling task_status.started"):
+                await tg.start(forgetful, name="forgetful-task")
+        assert not tg.cancel_scope.cancel_called
+
+    run(main)
+
+
+def test_started_after_starter_cancelled_is_a_quiet_noop(run: Run) -> None:
+    log: list[object] = []
+
+    async def main() -> None:
+        async def late(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError as exc:
+                task_status.started(exc)  # the only call: must not complain
+                log.append("started() returned")
+                raise
+
+        async with create_task_group() as tg:
+            with CancelScope() as scope:
+                scope.cancel()
+                await tg.start(late)
+                log.append("not reached")
+            assert scope.cancelled_caught
+        assert not tg.cancel_scope.cancel_called
+
+        # The same with a task that returns normally after the void started().
+        async def late_return(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError:
+                task_status.started()
+                log.append("returning")
+
+        async with create_task_group() as tg:
+            with CancelScope() as scope:
+                scope.cancel()
+                await tg.start(late_return)
+            assert scope.cancelled_caught
+
+    run(main)
+    assert log == ["started() returned", "returning"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks exist from Python 3.12")
+def test_start_with_eager_task_factory(run: Run) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(scopeloop.eager_task_factory)
+        try:
+            async def immediate(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+                task_status.started("now")  # inside the eager first step
+                await sleep_forever()
+
+            async with create_task_group() as tg:
+                assert await tg.start(immediate) == "now"
+                assert len(tg._tasks) == 1
+                tg.cancel_scope.cancel()
+            assert tg.cancel_scope.cancelled_caught
+
+            async def fails_after_started(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+                task_status.started("then fails")
+                raise ValueError("after started")
+
+            async def fails_before_started(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+                raise KeyError("before started")
+
+            with pytest.raises(ExceptionGroup) as info:
+                async with create_task_group() as tg:
+                    with pytest.raises(KeyError):
+                        await tg.start(fails_before_started)
+                    # Finished inside its eager first step, after started(): the
+                    # error belongs to the group.
+                    assert await tg.start(fails_after_started) == "then fails"
+            assert [type(e) for e in info.value.exceptions] == [ValueError]
+        finally:
+            loop.set_task_factory(None)
+
+    run(main)
+
+
+# -- misuse ------------------------------------------------------------------------
+
+
+def test_spawning_outside_the_active_block_raises(run: Run) -> None:
+    async def main() -> None:
+        created: list[str] = []
+
+        async def child(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            created.append("ran")
+
+        tg = create_task_group()
+        with pytest.raises(RuntimeError, match="not been entered"):
+            tg.start_soon(child)
+        with pytest.raises(RuntimeError, match="not been entered"):
+            await tg.start(child)
+        async with tg:
+            pass
+        with pytest.raises(RuntimeError, match="already exited"):
+            tg.start_soon(child)
+        with pytest.raises(RuntimeError, match="already exited"):
+            await tg.start(child)
+        await wait_all_tasks_blocked()
+        assert created == []
+
+    run(main)
+
+
+def test_non_async_function_raises_type_error(run: Run) -> None:
+    async def main() -> None:
+        def plain() -> int:
+            return 1
+
+        async def coroutine_function() -> None:
+            pass
+
+        async with create_task_group() as tg:
+            with pytest.raises(TypeError, match="async"):
+                tg.start_soon(plain)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="async"):
+                await tg.start(plain)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="async"):
+                tg.start_soon(42)  # type: ignore[arg-type]
+            coro = coroutine_function()
+            with pytest.raises(TypeError, match="async function"):
+                tg.start_soon(coro)  # type: ignore[arg-type]
+            # Closed, so no "coroutine was never awaited" warning follows.
+            assert coro.cr_frame is None
+        assert not tg.cancel_scope.cancel_called
+
+    run(main)
+
+
+def test_child_task_names(run: Run) -> None:
+    async def main() -> None:
+        names: list[str] = []
+
+        async def child(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
+            names.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+            task_status.started()
+
+        async with create_task_group() as tg:
+            tg.start_soon(child, name="explicit")
+            tg.start_soon(child, name=7)
+            tg.start_soon(child)
+            await wait_all_tasks_blocked()
+            await tg.start(child, name="started-explicit")
+            await tg.start(child)
+        assert names[:2] == ["explicit", "7"]
+        assert names[3] == "started-explicit"
+        # By default a child is named after its function.
+        assert names[2].endswith(child.__qualname__)
+        assert names[4].endswith(child.__qualname__)
+
+    run(main)
+
+
+def test_child_tasks_are_scopeloop_tasks_inside_group_scope(run: Run) -> None:
+    async def main() -> None:
+        async def child() -> None:
+            me = asyncio.current_task()
+            assert isinstance(me, scopeloop.Task)
+            assert me._scope is tg.cancel_scope
+
+        async with create_task_group() as tg:
+            tg.start_soon(child)
+
+    run(main)
+
+
+# -- scale -------------------------------------------------------------------------
+
+
+def test_hundred_thousand_children(run: Run) -> None:
+    n = 100_000
+
+    async def main() -> None:
+        cancelled = 0
+
+        async def idle() -> None:
+            nonlocal cancelled
+            try:
+                await sleep_forever()
+            except asyncio.CancelledError:
+                cancelled += 1
+                raise
+
+        async def fails() -> None:
+            raise ValueError("one of many")
+
+        with pytest.raises(ExceptionGroup) as info:
+            async with create_task_group() as tg:
+                for _ in range(n):
+                    tg.start_soon(idle)
+                await wait_all_tasks_blocked()
+                tg.start_soon(fails)
+        assert [type(e) for e in info.value.exceptions] == [ValueError]
+        assert cancelled == n
+        assert len(asyncio.all_tasks()) == 1
+
+    run(main)
+
+
+def test_groups_nested_500_deep_across_tasks(run: Run) -> None:
+    depth = 500
+
+    async def main() -> None:
+        async def level(n: int) -> None:
+            async with create_task_group() as tg:
+                if n:
+                    tg.start_soon(level, n - 1)
+                else:
+                    tg.start_soon(fails)
+                await sleep_forever()
+
+        async def fails() -> None:
+            await wait_all_tasks_blocked()
+            raise ValueError("deepest")
+
+        with pytest.raises(ExceptionGroup) as info:
+            await level(depth)
+        exc: BaseException = info.value
+        levels = 0
+        while isinstance(exc, BaseExceptionGroup):
+            [exc] = exc.exceptions
+            levels += 1
+        assert levels == depth + 1
+        assert isinstance(exc, ValueError)
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    run(main)
+
+
+def test_groups_nested_500_deep_in_one_task(run: Run) -> None:
+    depth = 500
+
+    async def main() -> None:
+        groups: list[scopeloop.TaskGroup] = []
+
+        async def nest(n: int) -> None:
+            async with create_task_group() as tg:
+                groups.append(tg)
+                tg.start_soon(sleep_forever)
+                if n:
+                    await nest(n - 1)
+                else:
+                    await wait_all_tasks_blocked()
+                    groups[0].cancel_scope.cancel()
+                    await sleep_forever()
+
+        await nest(depth - 1)
+        assert len(groups) == depth
+        assert groups[0].cancel_scope.cancelled_caught
+        assert not any(g.cancel_scope.cancelled_caught for g in groups[1:])
+        assert len(asyncio.all_tasks()) == 1
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    run(main)
+
+
+def test_memory_per_idle_child_near_plain_task(run: Run) -> None:
+    n = 5_000
+
+    async def idle(event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def measure(spawn: Callable[[asyncio.Event], None]) -> int:
+        event = asyncio.Event()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(n):
+            spawn(event)
+        await wait_all_tasks_blocked()
+        used = tracemalloc.get_traced_memory()[0] - before
+        event.set()
+        # Let every task finish and be released before the next measurement.
+        while len(asyncio.all_tasks()) > 1:
+            await asyncio.sleep(0)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return used // n
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        plain_tasks: set[asyncio.Task[None]] = set()
+
+        def plain(event: asyncio.Event) -> None:
+            # The stock C Task, as asyncio.create_task makes on a stock loop.
+            task = asyncio.Task(idle(event), loop=loop)
+            plain_tasks.add(task)
+            task.add_done_callback(plain_tasks.discard)
+
+        async with create_task_group() as tg:
+            def child(event: asyncio.Event) -> None:
+                tg.start_soon(idle, event)
+
+            await measure(plain)  # warm up allocator pools and caches
+            plain_bytes = await measure(plain)
+            child_bytes = await measure(child)
+        return plain_bytes, child_bytes
+
+    tracemalloc.start()
+    try:
+        plain_bytes, child_bytes = run(main)
+    finally:
+        tracemalloc.stop()
+    print(f"\nidle task memory: plain asyncio.Task {plain_bytes} B, "
+          f"scopeloop group child {child_bytes} B ({child_bytes / plain_bytes:.2f}x)")
+    assert child_bytes < 2 * plain_bytes
