@@ -42,6 +42,18 @@ from .streams import (
     WouldBlock,
     create_memory_object_stream,
 )
+from .sync import (
+    CapacityLimiter,
+    CapacityLimiterStatistics,
+    Condition,
+    ConditionStatistics,
+    Event,
+    EventStatistics,
+    Lock,
+    LockStatistics,
+    Semaphore,
+    SemaphoreStatistics,
+)
 from .task import Task
 from .tcp import (
     BusyResourceError,
@@ -93,6 +105,17 @@ __all__ = [
     "MemoryObjectStreamStatistics",
     "WouldBlock",
     "create_memory_object_stream",
+    # synchronisation primitives
+    "CapacityLimiter",
+    "CapacityLimiterStatistics",
+    "Condition",
+    "ConditionStatistics",
+    "Event",
+    "EventStatistics",
+    "Lock",
+    "LockStatistics",
+    "Semaphore",
+    "SemaphoreStatistics",
     # TCP
     "BusyResourceError",
     "SocketAttribute",

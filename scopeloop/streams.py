@@ -178,7 +178,8 @@ def _effectively_cancelled(task: Any) -> bool:
         scope = task._scope
     except AttributeError:
         if task is None:
-            raise RuntimeError("memory object streams must be used inside a task") from None
+            raise RuntimeError("scopeloop streams and synchronisation primitives "
+                               "must be used inside a task") from None
         scope = None  # a plain asyncio Task: only native cancellation applies
     while scope is not None:
         if scope._cancel_called:
