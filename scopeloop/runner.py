@@ -95,7 +95,21 @@ class Runner:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(root.cancel, "KeyboardInterrupt")
                 return
+        if self._interrupts == 2 and root is not None:
+            loop = self._runner.get_loop()
+            if not loop.is_closed() and asyncio.current_task(loop) is not None:
+                # Raised here, inside a task's step, the KeyboardInterrupt would be
+                # caught by the task groups around that code, which wait for their
+                # children (shielded cleanup too).  Raise it from the loop itself,
+                # right after this step; a third SIGINT still raises in place (for
+                # a step that never ends).
+                loop.call_soon_threadsafe(self._interrupt_loop)
+                return
         raise KeyboardInterrupt()
+
+    def _interrupt_loop(self) -> None:
+        if self._root is not None:  # not once run() is over (close() runs callbacks)
+            raise KeyboardInterrupt()
 
 
 def _as_coroutine(main: Any, args: tuple[Any, ...]) -> Coroutine[Any, Any, Any]:

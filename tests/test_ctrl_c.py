@@ -1,0 +1,425 @@
+"""Ctrl+C under ``scopeloop.run()`` (issue 4): real SIGINT to child processes, and
+in-process checks of the KeyboardInterrupt and of the SIGINT handler.
+
+The child-process tests start a script, wait for the "ready" line it prints, send
+SIGINT and measure the child's CPU time from /proc and its rusage: a program that
+waits for shielded cleanup after Ctrl+C must do so at ~0 CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scopeloop
+from scopeloop import CancelScope, create_task_group, sleep_forever, wait_all_tasks_blocked
+
+TIMEOUT_S = 30
+MAX_CPU_FRACTION = 0.2
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_after_signal: float  # CPU seconds the child used after the first SIGINT
+    wall_after_signal: float  # seconds from the first SIGINT to its exit
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+def interrupt(tmp_path: Path, backend: str, source: str, *,
+              wait_for: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Outcome:
+    """Run ``source`` as a script; after its "ready" line, send SIGINT.
+
+    For each line in ``wait_for``, wait until the script prints it, then send
+    another SIGINT.  Returns once the script has exited.
+    """
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    child_env = dict(os.environ, SCOPELOOP_BACKEND=backend, PYTHONUNBUFFERED="1",
+                     PYTHONPATH=os.pathsep.join([str(Path(scopeloop.__file__).parent.parent),
+                                                 os.environ.get("PYTHONPATH", "")]),
+                     **(env or {}))
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path)
+    try:
+        assert child.stdout is not None and child.stderr is not None
+        seen: list[str] = []
+
+        def read_until(marker: str) -> None:
+            while True:
+                line = child.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    raise AssertionError(f"script exited before printing {marker!r}: "
+                                         f"{''.join(seen)}{child.stderr.read()}")  # type: ignore[union-attr]
+                seen.append(line)
+                if line.strip() == marker:
+                    return
+
+        read_until("ready")
+        cpu0, t0 = cpu_seconds(child.pid), time.monotonic()
+        child.send_signal(signal.SIGINT)
+        for marker in wait_for:
+            read_until(marker)
+            child.send_signal(signal.SIGINT)
+        # Reap it ourselves to get its total CPU time (rusage) at exit.
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - t0 > TIMEOUT_S:
+                raise AssertionError(f"no exit within {TIMEOUT_S}s after SIGINT: {''.join(seen)}")
+            time.sleep(0.02)
+        wall = time.monotonic() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        rest_out, err = child.communicate()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            child.communicate()
+    return Outcome(child.returncode, "".join(seen) + rest_out, err,
+                   usage.ru_utime + usage.ru_stime - cpu0, wall)
+
+
+# -- real SIGINT to a child process ------------------------------------------------
+
+GROUP_LOOP = """
+    import os
+    import sys
+
+    import scopeloop
+
+    async def cleanup():
+        try:
+            await scopeloop.sleep_forever()
+        finally:
+            with scopeloop.CancelScope(shield=True):
+                await scopeloop.sleep(1)
+            print("cleanup done", flush=True)
+
+    async def worker():
+        await scopeloop.sleep(0)
+
+    async def main():
+        async with scopeloop.create_task_group() as outer:
+            outer.start_soon(cleanup)
+            rounds = 0
+            try:
+                while True:
+                    async with scopeloop.create_task_group() as tg:
+                        tg.start_soon(worker)
+                        tg.start_soon(worker)
+                    rounds += 1
+                    if rounds == 200:
+                        print("ready", flush=True)
+            finally:
+                print("loop stopped", flush=True)
+
+    try:
+        scopeloop.run(main)
+    except KeyboardInterrupt as exc:
+        print(f"caught {type(exc).__name__}", flush=True)
+        sys.exit(130)
+    sys.exit("run() returned")
+"""
+
+
+def test_loop_recreating_task_groups_stops_on_one_ctrl_c(tmp_path: Path, backend: str) -> None:
+    out = interrupt(tmp_path, backend, GROUP_LOOP)
+    assert out.returncode == 130, out
+    assert out.lines[1:] == ["loop stopped", "cleanup done", "caught KeyboardInterrupt"], out
+    # The loop stopped: it does not keep spinning while the cleanup waits 1 s.
+    fraction = out.cpu_after_signal / out.wall_after_signal
+    print(f"\nCPU after SIGINT: {out.cpu_after_signal:.3f}s over "
+          f"{out.wall_after_signal:.2f}s wall ({fraction:.0%})")
+    assert out.wall_after_signal >= 1.0
+    assert fraction < MAX_CPU_FRACTION, out
+
+
+UNHANDLED = """
+    import scopeloop
+
+    async def child():
+        await scopeloop.sleep_forever()
+
+    async def main():
+        async with scopeloop.create_task_group() as tg:
+            tg.start_soon(child)
+            print("ready", flush=True)
+
+    scopeloop.run(main)
+"""
+
+
+def test_unhandled_keyboard_interrupt_exits_like_stock_python(tmp_path: Path,
+                                                              backend: str) -> None:
+    out = interrupt(tmp_path, backend, UNHANDLED)
+    # Python ends with SIGINT itself on an unhandled KeyboardInterrupt (a shell
+    # reports 130).
+    assert out.returncode in (-signal.SIGINT, 130), out
+    assert out.stderr.rstrip().splitlines()[-1] == "KeyboardInterrupt", out.stderr
+    # Bare: no exception group, and no chained CancelledError in the report.
+    assert "ExceptionGroup" not in out.stderr
+    assert "direct cause" not in out.stderr and "During handling" not in out.stderr
+
+
+CHILD_ERROR_WHILE_UNWINDING = """
+    import sys
+
+    import scopeloop
+
+    async def fragile():
+        try:
+            await scopeloop.sleep_forever()
+        except scopeloop.get_cancelled_exc_class():
+            raise ValueError("cleanup failed")
+
+    async def main():
+        async with scopeloop.create_task_group() as tg:
+            tg.start_soon(fragile)
+            print("ready", flush=True)
+
+    try:
+        scopeloop.run(main)
+    except KeyboardInterrupt as exc:
+        print(f"caught {type(exc).__name__} grouped={isinstance(exc, BaseExceptionGroup)}",
+              flush=True)
+        print(f"cause {exc.__cause__!r}", flush=True)
+        sys.exit(130)
+    sys.exit("run() returned")
+"""
+
+
+def test_keyboard_interrupt_is_bare_when_a_child_fails_while_unwinding(
+        tmp_path: Path, backend: str) -> None:
+    out = interrupt(tmp_path, backend, CHILD_ERROR_WHILE_UNWINDING)
+    assert out.returncode == 130, out
+    assert out.lines[1] == "caught KeyboardInterrupt grouped=False", out
+    # The error is not lost: it is the KeyboardInterrupt's cause.
+    assert out.lines[2].startswith("cause ExceptionGroup("), out
+    assert "ValueError('cleanup failed')" in out.lines[2], out
+
+
+SECOND_SIGINT = """
+    import os
+    import sys
+    import time
+
+    import scopeloop
+
+    async def shielded():
+        with scopeloop.CancelScope(shield=True):
+            await scopeloop.sleep(30)
+        print("shielded sleep finished", flush=True)
+
+    async def main():
+        async with scopeloop.create_task_group() as tg:
+            tg.start_soon(shielded)
+            try:
+                print("ready", flush=True)
+                await scopeloop.sleep_forever()
+            except scopeloop.get_cancelled_exc_class():
+                print("unwinding", flush=True)
+                if os.environ.get("BUSY"):
+                    # Still inside this task's step when the second SIGINT arrives.
+                    end = time.monotonic() + 0.5
+                    while time.monotonic() < end:
+                        pass
+                raise
+
+    try:
+        scopeloop.run(main)
+    except KeyboardInterrupt as exc:
+        print(f"caught {type(exc).__name__}", flush=True)
+        sys.exit(130)
+    sys.exit("run() returned")
+"""
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "in-task"])
+def test_second_ctrl_c_interrupts_at_once(tmp_path: Path, backend: str, busy: bool) -> None:
+    # "in-task": the second SIGINT lands in task code, inside a task group whose
+    # shielded child would hold a KeyboardInterrupt raised there for 30 s.
+    out = interrupt(tmp_path, backend, SECOND_SIGINT, wait_for=("unwinding",),
+                    env={"BUSY": "1"} if busy else {})
+    assert out.returncode == 130, out
+    assert out.lines[1:] == ["unwinding", "caught KeyboardInterrupt"], out
+    # The 30 s shielded sleep was cut short.
+    assert out.wall_after_signal < TIMEOUT_S / 3, out
+
+
+# -- in process: the signal is raised by the program itself ------------------------
+
+
+@pytest.fixture
+def default_sigint() -> None:
+    """These tests need Python's default SIGINT handler, and leave it in place."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    yield
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def ctrl_c() -> None:
+    """Press Ctrl+C, once it is certain that run()'s own handler will see it."""
+    handler = signal.getsignal(signal.SIGINT)
+    assert handler is not signal.default_int_handler, "run() did not install its handler"
+    signal.raise_signal(signal.SIGINT)
+
+
+def run_interrupted(backend: str, main: Callable[[], Any]) -> KeyboardInterrupt:
+    with pytest.raises(KeyboardInterrupt) as info:
+        scopeloop.run(main, backend=backend)
+    return info.value
+
+
+def test_previous_sigint_handler_is_restored(backend: str, default_sigint: None) -> None:
+    inside: list[object] = []
+
+    async def main() -> None:
+        inside.append(signal.getsignal(signal.SIGINT))
+
+    scopeloop.run(main, backend=backend)
+    assert inside[0] is not signal.default_int_handler and callable(inside[0])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        scopeloop.run(fails, backend=backend)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    async def interrupted() -> None:
+        ctrl_c()
+        await sleep_forever()
+
+    run_interrupted(backend, interrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    # A handler the program installed itself is left alone, during and after.
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    signal.signal(signal.SIGINT, mine)
+    try:
+        inside.clear()
+        scopeloop.run(main, backend=backend)
+        assert inside == [mine]
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_ctrl_c_cancels_root_scope_and_waits_for_shielded_cleanup(
+        backend: str, default_sigint: None) -> None:
+    log: list[object] = []
+
+    async def worker() -> None:
+        try:
+            await sleep_forever()
+        except asyncio.CancelledError as exc:
+            log.append(("worker cancelled", "KeyboardInterrupt" in str(exc)))
+            with CancelScope(shield=True):
+                await asyncio.sleep(0.01)  # shielded cleanup that really waits
+                log.append("cleanup done")
+            raise
+
+    async def main() -> None:
+        async with create_task_group() as tg:
+            tg.start_soon(worker)
+            await wait_all_tasks_blocked()
+            ctrl_c()
+            try:
+                await sleep_forever()
+            finally:
+                me = asyncio.current_task()
+                assert me is not None
+                log.append(("main cancelling()", me.cancelling()))
+
+    exc = run_interrupted(backend, main)
+    assert type(exc) is KeyboardInterrupt
+    assert exc.__cause__ is None
+    # (The two tasks are cancelled in the same loop iteration, in either order.)
+    assert sorted(map(str, log[:2])) == ["('main cancelling()', 0)", "('worker cancelled', True)"]
+    assert log[2:] == ["cleanup done"]
+
+
+def test_ctrl_c_stops_loop_recreating_task_groups(backend: str, default_sigint: None) -> None:
+    rounds = 0
+
+    async def worker() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        nonlocal rounds
+        while True:
+            async with create_task_group() as tg:
+                tg.start_soon(worker)
+                tg.start_soon(worker)
+            rounds += 1
+            if rounds == 50:
+                ctrl_c()
+
+    exc = run_interrupted(backend, main)
+    assert type(exc) is KeyboardInterrupt
+    assert rounds == 50  # stopped in the round in which Ctrl+C was pressed
+
+
+def test_except_keyboard_interrupt_works_when_a_child_fails(
+        backend: str, default_sigint: None) -> None:
+    async def fragile() -> None:
+        try:
+            await sleep_forever()
+        except asyncio.CancelledError:
+            raise ValueError("cleanup failed") from None
+
+    async def main() -> None:
+        async with create_task_group() as tg:
+            tg.start_soon(fragile)
+            await wait_all_tasks_blocked()
+            ctrl_c()
+
+    caught: list[BaseException] = []
+    try:
+        scopeloop.run(main, backend=backend)
+    except KeyboardInterrupt as exc:
+        caught.append(exc)
+    [exc] = caught
+    assert type(exc) is KeyboardInterrupt
+    assert isinstance(exc.__cause__, ExceptionGroup)
+    assert [type(e) for e in exc.__cause__.exceptions] == [ValueError]
+
+
+def test_main_that_handles_the_cancellation_still_ends_in_keyboard_interrupt(
+        backend: str, default_sigint: None) -> None:
+    async def main() -> str:
+        try:
+            ctrl_c()
+            await sleep_forever()
+        except asyncio.CancelledError:
+            return "swallowed"
+        return "not reached"
+
+    assert type(run_interrupted(backend, main)) is KeyboardInterrupt
