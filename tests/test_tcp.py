@@ -624,3 +624,85 @@ def test_cancellation_at_every_step_leaves_nothing(run: Run, sockets: list[socke
         assert outcomes == {False, True}  # both early and late cancellation were hit
 
     run(main)
+
+
+# -- property: bytes arrive intact whatever the chunking and cancellations ----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(1, 300_000), min_size=1, max_size=6),
+       reads=st.lists(st.tuples(st.integers(1, 100_000), st.none() | st.integers(0, 4)),
+                      min_size=1, max_size=12))
+def test_stream_is_exact_under_chunking_and_cancelled_receives(
+        backend: str, sizes: list[int], reads: list[tuple[int, int | None]]) -> None:
+    """The model is the byte string sent: the receiver gets exactly it, in order, with
+    every chunk within its max_bytes, while some receives are cancelled after 0-4 loop
+    steps (a receive that raised consumed nothing)."""
+    payload = os.urandom(sum(sizes))
+
+    async def main() -> None:
+        accepted: list[SocketStream] = []
+        arrived = asyncio.Event()
+
+        async def keep(stream: SocketStream) -> None:
+            accepted.append(stream)
+            arrived.set()
+            await scopeloop.sleep_forever()
+
+        async with scopeloop.create_task_group() as tg:
+            listener, (host, port) = await serving(tg, keep)
+            client = await connect_tcp(host, port)
+            await arrived.wait()
+            server = accepted[0]
+
+            async def send_all() -> None:
+                offset = 0
+                for size in sizes:
+                    await client.send(payload[offset:offset + size])
+                    offset += size
+                await client.send_eof()
+
+            tg.start_soon(send_all)
+            received: list[bytes] = []
+            ended = False
+
+            async def receive(max_bytes: int) -> None:
+                nonlocal ended
+                try:
+                    chunk = await server.receive(max_bytes)
+                except EndOfStream:
+                    ended = True
+                else:
+                    assert len(chunk) <= max_bytes
+                    received.append(chunk)
+
+            i = 0
+            while not ended:
+                max_bytes, cancel_after = reads[i % len(reads)]
+                i += 1
+                if cancel_after is None:
+                    await receive(max_bytes)
+                    continue
+                async with scopeloop.create_task_group() as race:
+                    scope = CancelScope()
+
+                    async def cancel_later(steps: int = cancel_after) -> None:
+                        for _ in range(steps):
+                            await asyncio.sleep(0)
+                        scope.cancel()
+
+                    race.start_soon(cancel_later)
+                    with scope:
+                        await receive(max_bytes)
+            assert b"".join(received) == payload
+            assert current_cancelling() == 0
+            await client.aclose()
+            await server.aclose()
+            await listener.aclose()
+            tg.cancel_scope.cancel()
+
+    scopeloop.run(main, backend=backend)
