@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from . import from_thread, to_thread  # submodules, as in AnyIO: to_thread.run_sync(...)
 from .diagnostics import LeftoverWarning, format_tree, print_tree
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
@@ -124,6 +125,9 @@ __all__ = [
     "TypedAttributeLookupError",
     "connect_tcp",
     "create_tcp_listener",
+    # worker threads (submodules)
+    "from_thread",
+    "to_thread",
 ]
 
 if sys.version_info >= (3, 12):
