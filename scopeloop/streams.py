@@ -32,6 +32,7 @@ import sys
 import warnings
 from asyncio import CancelledError, sleep
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -147,14 +148,15 @@ class _StreamState:
             sum(not entry[0].done() for entry in self.receivers))
 
 
+_running_task: Callable[[], Any]  # the running task (None outside one)
 if sys.version_info >= (3, 12):
     _running_task = _current_task
 else:
-    from asyncio.tasks import _current_tasks  # the C module's own dict: loop -> stepping task
+    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]  # loop -> stepping task
 
     _last_loop: Any = None
 
-    def _running_task() -> Any:
+    def _running_task_311() -> Any:
         """``asyncio.current_task()`` without its getpid() system call (3.11 only).
 
         While exactly one task in the process is inside a step, it is the caller (a
@@ -170,6 +172,8 @@ else:
         if task is not None:
             _last_loop = task._loop
         return task
+
+    _running_task = _running_task_311
 
 
 def _effectively_cancelled(task: Any) -> bool:
@@ -204,7 +208,7 @@ def _rearm(task: Any, exc: BaseException) -> None:
     task.uncancel()
 
 
-def _discard(waiters: deque[Any], entry: tuple[Any, ...]) -> None:
+def _discard(waiters: deque[Any], entry: Any) -> None:
     try:
         waiters.remove(entry)
     except ValueError:
