@@ -1,0 +1,624 @@
+"""The benchmark suite of issue 8: scopeloop against asyncio, uvloop, AnyIO and Trio.
+
+    python integration/bench/run.py [--quick] [--json out.json] [--only w1,w2]
+                                    [--columns c1,c2] [--reps N]
+    python integration/bench/run.py --profile WORKLOAD [--column sl-uvloop]
+
+Every workload of ``workloads.py`` runs on seven columns: scopeloop on its stdlib
+and its uvloop backend, stock asyncio, asyncio on uvloop, AnyIO on asyncio (with
+and without uvloop) and Trio.  Each column lives in a worker process of its own
+(a fresh set of workers for every repetition), which runs each workload once to
+warm up and then once timed, each run on a fresh event loop.  Repetition r runs
+every workload on every column, in a rotating column order, before repetition r+1
+starts, so the columns of one row are measured close together in time: the machine
+is shared and noisy, so the figures that mean something are the ratios within one
+run.  Times are CPU seconds of the worker process per operation (client and server,
+producer and consumer, all run in that process).
+
+The table shows the median of the repetitions and their spread; the ratios are the
+median of the per-repetition ratios (scopeloop against the stock loop of the same
+backend, and against AnyIO on the same backend) with their range, checked against
+issue 8's targets.  Everything, with the raw per-repetition figures and the machine
+description, is saved as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent  # the repository: its scopeloop is the one measured
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from workloads import FAMILIES, WORKLOADS, Stopwatch, Workload, import_statement  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Column:
+    """One family of APIs on one loop."""
+
+    key: str
+    title: str
+    family: str
+    uvloop: bool
+
+
+COLUMNS = (
+    Column("sl-asyncio", "sl/asyncio", "scopeloop", False),
+    Column("sl-uvloop", "sl/uvloop", "scopeloop", True),
+    Column("asyncio", "asyncio", "asyncio", False),
+    Column("asyncio-uvloop", "asyncio+uv", "asyncio", True),
+    Column("anyio", "anyio/aio", "anyio", False),
+    Column("anyio-uvloop", "anyio/uv", "anyio", True),
+    Column("trio", "trio", "trio", False),
+)
+COLUMN = {c.key: c for c in COLUMNS}
+assert all(c.family in FAMILIES for c in COLUMNS)
+
+# (scopeloop column, the column it is compared with, what the comparison is)
+COMPARISONS = (
+    ("sl-asyncio", "asyncio", "stock"),
+    ("sl-uvloop", "asyncio-uvloop", "stock"),
+    ("sl-asyncio", "anyio", "anyio"),
+    ("sl-uvloop", "anyio-uvloop", "anyio"),
+)
+
+_REPS, _QUICK_REPS = 5, 3
+_MIN_REPS = 3  # repetitions run even when the time budget is exceeded
+_BUDGET = 270.0  # seconds: no repetition starts that would likely end after this
+_TIMEOUT = 120.0  # seconds one measurement may take before its worker is killed
+# Variables that would turn on a debug mode and make every figure meaningless.
+_DEBUG_VARIABLES = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC",
+                    "SCOPELOOP_DEBUG", "SCOPELOOP_BACKEND", "PYTHONPROFILEIMPORTTIME")
+
+
+# -- the worker side ------------------------------------------------------------------
+
+def _missing_library(column: Column) -> str | None:
+    needed = {"scopeloop": ["scopeloop"], "asyncio": [], "anyio": ["anyio"],
+              "trio": ["trio"]}[column.family]
+    if column.uvloop:
+        needed.append("uvloop")
+    for name in needed:
+        try:
+            __import__(name)
+        except ImportError as exc:
+            return f"{name} is not installed ({exc})"
+    return None
+
+
+def _run_on(column: Column, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` on a fresh loop of ``column``'s kind; return its result."""
+    if column.family == "scopeloop":
+        import scopeloop
+        return scopeloop.run(fn, *args, backend="uvloop" if column.uvloop else "asyncio")
+    if column.family == "asyncio":
+        import asyncio
+        factory: Callable[[], Any] = asyncio.SelectorEventLoop
+        if column.uvloop:
+            import uvloop
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(fn(*args))
+    if column.family == "anyio":
+        import anyio
+        return anyio.run(fn, *args, backend="asyncio",
+                         backend_options={"use_uvloop": column.uvloop})
+    import trio
+    return trio.run(fn, *args)
+
+
+def _time_import(statement: str, env: dict[str, str]) -> tuple[float, float]:
+    """CPU and wall seconds of ``statement`` in a fresh interpreter."""
+    code = ("import time\n"
+            "w, c = time.perf_counter(), time.process_time()\n"
+            f"{statement}\n"
+            "print(time.process_time() - c, time.perf_counter() - w)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def _measure(column: Column, workload: Workload, n: int, warmup: int) -> dict[str, Any]:
+    if workload.kind == "import":
+        statement = import_statement(column.family, column.uvloop)
+        env = dict(os.environ)
+        _time_import(statement, env)  # warm the file cache
+        runs = [_time_import(statement, env) for _ in range(n)]
+        return {"value": statistics.median(r[0] for r in runs) * 1e3,
+                "wall": statistics.median(r[1] for r in runs) * 1e3,
+                "statement": statement}
+    fn = workload.impls.get(column.family)
+    if fn is None:
+        return {"skip": f"no {column.family} implementation"}
+    try:
+        if workload.kind == "memory":
+            _run_on(column, fn, warmup)
+            gc.collect()
+            return {"value": _run_on(column, fn, n)}
+        _run_on(column, fn, warmup, Stopwatch())
+        gc.collect()
+        watch = Stopwatch()
+        _run_on(column, fn, n, watch)
+    except NotImplementedError as exc:
+        return {"skip": str(exc)}
+    return {"value": watch.cpu / n * 1e6, "wall": watch.wall / n * 1e6,
+            "cpu_s": watch.cpu, "wall_s": watch.wall}
+
+
+def worker_main(column_key: str) -> None:
+    """Answer measurement requests (JSON lines on stdin) for one column."""
+    column = COLUMN[column_key]
+    missing = _missing_library(column)
+    print(json.dumps({"ready": missing is None, "unavailable": missing}), flush=True)
+    if missing is not None:
+        return
+    for line in sys.stdin:
+        request = json.loads(line)
+        workload = WORKLOADS[request["workload"]]
+        try:
+            result = _measure(column, workload, request["n"], request["warmup"])
+        except Exception as exc:  # reported, and the next workload still runs
+            import traceback
+            result = {"error": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc()}
+        print(json.dumps(result), flush=True)
+
+
+# -- the orchestrating side -----------------------------------------------------------
+
+def _worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _DEBUG_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class Worker:
+    """A worker process for one column, with a reader thread so reads can time out."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+        self.unavailable: str | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", column.key],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_worker_env(),
+            cwd=str(ROOT))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _answer(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            return {"error": f"no answer within {timeout:.0f} s (worker killed)"}
+        if line is None:
+            return {"error": f"worker exited with status {self._proc.wait()}"}
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def wait_ready(self, timeout: float) -> None:
+        answer = self._answer(timeout)
+        if not answer.get("ready"):
+            self.unavailable = answer.get("unavailable") or answer.get("error") or "failed"
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def measure(self, workload: str, n: int, warmup: int, timeout: float) -> dict[str, Any]:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(
+                {"workload": workload, "n": n, "warmup": warmup}) + "\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            return {"error": f"worker is gone: {exc}"}
+        return self._answer(timeout)
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usable: int | None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "scopeloop")
+    return {
+        "date": now.isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "python_full": sys.version.replace("\n", " "),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "loadavg_start": list(os.getloadavg()),
+        "versions": {name: _version(name) for name in ("scopeloop", "uvloop", "anyio", "trio")},
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "scopeloop_tree_modified": bool(changed) if changed is not None else None,
+    }
+
+
+def _rotate(items: list[Column], by: int) -> list[Column]:
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
+def _repetition(rep: int, workloads: list[Workload], columns: list[Column],
+                workers: dict[str, Worker], unavailable: dict[str, str],
+                results: dict[str, dict[str, list[dict[str, Any]]]], quick: bool,
+                timeout: float, progress: Callable[[str], None]) -> None:
+    """Measure every workload on every column once, rotating the column order."""
+    for worker in workers.values():
+        worker.wait_ready(timeout)
+        if worker.unavailable:
+            unavailable[worker.column.key] = worker.unavailable
+    for index, workload in enumerate(workloads):
+        n = workload.quick_n if quick else workload.n
+        warmup = n if workload.kind == "import" else max(1, n // 4)
+        for column in _rotate(columns, rep + index):
+            if column.key in unavailable:
+                results[workload.key][column.key].append(
+                    {"skip": f"unavailable: {unavailable[column.key]}", "rep": rep})
+                continue
+            worker = workers[column.key]
+            if not worker.alive():  # killed after a timeout, or crashed
+                worker = workers[column.key] = Worker(column)
+                worker.wait_ready(timeout)
+            asked = time.monotonic()
+            answer = worker.measure(workload.key, n, warmup, timeout)
+            answer["elapsed_s"] = round(time.monotonic() - asked, 3)
+            answer["rep"] = rep
+            answer["n"] = n
+            results[workload.key][column.key].append(answer)
+            if "error" in answer:
+                progress(f"  {workload.key} on {column.key}: {answer['error']}")
+                if answer.get("traceback"):
+                    progress(answer["traceback"])
+
+
+def run_suite(workloads: list[Workload], columns: list[Column], reps: int, quick: bool,
+              timeout: float, budget: float, progress: Callable[[str], None]
+              ) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], int]:
+    """Measure every workload on every column ``reps`` times, interleaved.
+
+    Stops after ``_MIN_REPS`` repetitions if another one would probably not end
+    within ``budget`` seconds of the start (a heavily loaded machine).  Returns the
+    results and the number of repetitions done.
+    """
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {
+        w.key: {c.key: [] for c in columns} for w in workloads}
+    unavailable: dict[str, str] = {}
+    began = time.monotonic()
+    longest = 0.0
+    for rep in range(reps):
+        if rep >= _MIN_REPS and time.monotonic() - began + longest > budget:
+            progress(f"stopping after {rep} repetitions: another would end past the "
+                     f"{budget:.0f} s budget (--budget)")
+            return results, rep
+        started = time.monotonic()
+        workers = {c.key: Worker(c) for c in columns if c.key not in unavailable}
+        try:
+            _repetition(rep, workloads, columns, workers, unavailable, results, quick,
+                        timeout, progress)
+        except BaseException:  # Ctrl+C or a bug here: leave no worker behind
+            for worker in workers.values():
+                worker.kill()
+            raise
+        for worker in workers.values():
+            worker.close()
+        took = time.monotonic() - started
+        longest = max(longest, took)
+        progress(f"repetition {rep + 1}/{reps} done in {took:.1f} s")
+    return results, reps
+
+
+# -- summarising ----------------------------------------------------------------------
+
+def _values(answers: list[dict[str, Any]]) -> dict[int, float]:
+    return {a["rep"]: a["value"] for a in answers if "value" in a}
+
+
+def summarise(workloads: list[Workload], columns: list[Column],
+              results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    keys = {c.key for c in columns}
+    for workload in workloads:
+        row: dict[str, Any] = {"cells": {}, "ratios": {}}
+        for column in columns:
+            answers = results[workload.key][column.key]
+            values = list(_values(answers).values())
+            if values:
+                q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+                row["cells"][column.key] = {
+                    "median": statistics.median(values), "min": min(values),
+                    "max": max(values), "q1": q[0], "q3": q[2], "reps": len(values)}
+            else:
+                reasons = sorted({a.get("skip") or a.get("error", "?") for a in answers})
+                row["cells"][column.key] = {"missing": "; ".join(reasons)}
+        for ours, theirs, kind in COMPARISONS:
+            if ours not in keys or theirs not in keys:
+                continue
+            a, b = _values(results[workload.key][ours]), _values(results[workload.key][theirs])
+            paired = [a[r] / b[r] for r in sorted(a) if r in b and b[r] > 0]
+            if not paired:
+                continue
+            ratio = statistics.median(paired)
+            entry: dict[str, Any] = {"vs": theirs, "kind": kind, "median": ratio,
+                                     "min": min(paired), "max": max(paired),
+                                     "per_rep": paired}
+            limit = (workload.stock_target if kind == "stock" else
+                     (1 / workload.anyio_speedup if workload.anyio_speedup else None))
+            if limit is not None:
+                entry["limit"] = limit
+                entry["holds"] = ratio <= limit
+            row["ratios"][f"{ours}/{theirs}"] = entry
+        if workload.absolute_target is not None:
+            row["absolute"] = {
+                key: {"limit": workload.absolute_target,
+                      "holds": row["cells"][key]["median"] <= workload.absolute_target}
+                for key in ("sl-asyncio", "sl-uvloop")
+                if key in row["cells"] and "median" in row["cells"][key]}
+        summary[workload.key] = row
+    return summary
+
+
+def _number(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def format_tables(info: dict[str, Any], workloads: list[Workload], columns: list[Column],
+                  summary: dict[str, Any], reps: int) -> str:
+    lines = []
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    tree = " (scopeloop/ modified)" if info.get("scopeloop_tree_modified") else ""
+    lines += [
+        f"scopeloop benchmark suite (issue 8) -- {info['date']}",
+        f"Python {info['python_full']}",
+        f"{info['implementation']} on {info['platform']}",
+        f"CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
+        f"load average at start {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}",
+        f"{versions}; git {info.get('git_commit')}{tree}",
+        f"{reps} repetitions, each after an in-process warm-up, columns interleaved; "
+        f"process CPU time; cell = median +-half the min..max range",
+        "",
+    ]
+    width = 31
+    cell = 13
+    head = f"{'workload':{width}}{'unit':>7}" + "".join(f"{c.title:>{cell}}" for c in columns)
+    lines += [head, "-" * len(head)]
+    for workload in workloads:
+        row = summary[workload.key]
+        text = f"{workload.title:{width}}{workload.unit:>7}"
+        for column in columns:
+            c = row["cells"][column.key]
+            if "median" not in c:
+                text += f"{'-':>{cell}}"
+                continue
+            half = (c["max"] - c["min"]) / 2 / c["median"] * 100 if c["median"] else 0.0
+            text += f"{_number(c['median']) + f' +-{half:.0f}%':>{cell}}"
+        lines.append(text)
+
+    lines += ["", "Ratios: median of per-repetition ratios (min-max); 'ok'/'MISS' against "
+              "issue 8's target (stock: ratio <= target; anyio: ratio <= 1/speed-up)", ""]
+    present = [(o, t, k) for o, t, k in COMPARISONS
+               if o in COLUMN and any(f"{o}/{t}" in summary[w.key]["ratios"] for w in workloads)]
+    rcell = 23
+    head = f"{'workload':{width}}" + "".join(
+        f"{COLUMN[o].title + ' : ' + COLUMN[t].title:>{rcell}}" for o, t, _ in present) \
+        + f"{'stock tgt':>11}{'anyio tgt':>11}"
+    lines += [head, "-" * len(head)]
+    for workload in workloads:
+        row = summary[workload.key]
+        text = f"{workload.title:{width}}"
+        for ours, theirs, _ in present:
+            entry = row["ratios"].get(f"{ours}/{theirs}")
+            if entry is None:
+                text += f"{'-':>{rcell}}"
+                continue
+            mark = "" if "holds" not in entry else (" ok" if entry["holds"] else " MISS")
+            shown = f"{entry['median']:.2f}"
+            if "holds" in entry and (float(shown) <= entry["limit"]) != entry["holds"]:
+                shown = f"{entry['median']:.3f}"  # two decimals would hide why
+            text += (f"{shown} ({entry['min']:.2f}-{entry['max']:.2f})"
+                     f"{mark:5}").rjust(rcell)
+        stock = f"<={workload.stock_target:.2f}" if workload.stock_target else "-"
+        anyio = (f"<={1 / workload.anyio_speedup:.2f}" if workload.anyio_speedup else "-")
+        text += f"{stock:>11}{anyio:>11}"
+        lines.append(text)
+    absolute = [(w, summary[w.key].get("absolute")) for w in workloads
+                if summary[w.key].get("absolute")]
+    for workload, checks in absolute:
+        for key, check in checks.items():
+            value = summary[workload.key]["cells"][key]["median"]
+            lines.append(f"{workload.title} on {COLUMN[key].title}: {value:,.0f} {workload.unit}"
+                         f" (target <= {check['limit']:,.0f}): "
+                         f"{'ok' if check['holds'] else 'MISS'}")
+    missing = [(w, c, summary[w.key]["cells"][c.key]["missing"]) for w in workloads
+               for c in columns if "missing" in summary[w.key]["cells"][c.key]]
+    if missing:
+        lines += ["", "Not measured:"]
+        lines += [f"  {w.title} on {c.title}: {why}" for w, c, why in missing]
+    notes = [w for w in workloads if w.note]
+    if notes:
+        lines += ["", "Workloads:"]
+        lines += [f"  {w.title}: n={w.n} ({w.quick_n} with --quick); {w.note}" for w in notes]
+    return "\n".join(lines)
+
+
+# -- profiling one workload in-process ------------------------------------------------
+
+def profile(workload_key: str, column_key: str, quick: bool, limit: int) -> None:
+    """Profile one workload on one column in this process with cProfile."""
+    import cProfile
+    import pstats
+    workload, column = WORKLOADS[workload_key], COLUMN[column_key]
+    fn = workload.impls[column.family]
+    n = workload.quick_n if quick else workload.n
+    args: tuple[Any, ...] = (n,) if workload.kind == "memory" else (n, Stopwatch())
+    _run_on(column, fn, *args)  # warm-up
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _run_on(column, fn, *args)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(limit)
+
+
+# -- command line ---------------------------------------------------------------------
+
+def _pick(text: str | None, known: dict[str, Any], what: str) -> list[str]:
+    if not text:
+        return list(known)
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; "
+                         f"choose from {', '.join(known)}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer operations and repetitions (a smoke run for CI)")
+    parser.add_argument("--json", metavar="PATH", help="where to save the results "
+                        "(default: a file in the temporary directory)")
+    parser.add_argument("--only", metavar="W1,W2", help="workloads to run: "
+                        + ", ".join(WORKLOADS))
+    parser.add_argument("--columns", metavar="C1,C2", help="columns to run: "
+                        + ", ".join(COLUMN))
+    parser.add_argument("--reps", type=int, help=f"repetitions (default {_REPS}, "
+                        f"{_QUICK_REPS} with --quick)")
+    parser.add_argument("--budget", type=float, default=_BUDGET,
+                        help=f"seconds; stop adding repetitions (after {_MIN_REPS}) when "
+                             f"the next would end later (default {_BUDGET:.0f})")
+    parser.add_argument("--timeout", type=float, default=_TIMEOUT,
+                        help="seconds one measurement may take")
+    parser.add_argument("--profile", metavar="WORKLOAD",
+                        help="profile one workload in-process instead of benchmarking")
+    parser.add_argument("--column", default="sl-uvloop", help="the column to --profile")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        worker_main(args.worker)
+        return 0
+    if args.profile:
+        profile(args.profile, args.column, args.quick, 30)
+        return 0
+
+    workloads = [WORKLOADS[k] for k in _pick(args.only, WORKLOADS, "workload")]
+    columns = [COLUMN[k] for k in _pick(args.columns, COLUMN, "column")]
+    reps = args.reps or (_QUICK_REPS if args.quick else _REPS)
+    info = machine_info()
+    began = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    progress(f"running {len(workloads)} workloads x {len(columns)} columns x {reps} "
+             f"repetitions{' (quick)' if args.quick else ''} ...")
+    results, reps = run_suite(workloads, columns, reps, args.quick, args.timeout,
+                              args.budget, progress)
+    summary = summarise(workloads, columns, results)
+    info["loadavg_end"] = list(os.getloadavg())
+    info["duration_s"] = round(time.monotonic() - began, 1)
+    path = Path(args.json) if args.json else Path(
+        os.environ.get("TMPDIR", "/tmp"),
+        f"scopeloop-bench-py{info['python']}-{info['date'].replace(':', '')}.json")
+    document = {
+        "machine": info,
+        "settings": {"quick": args.quick, "reps": reps, "timeout": args.timeout,
+                     "budget": args.budget},
+        "columns": [vars(c) for c in columns],
+        "comparisons": [{"ours": o, "theirs": t, "kind": k} for o, t, k in COMPARISONS],
+        "workloads": [{"key": w.key, "title": w.title, "unit": w.unit, "kind": w.kind,
+                       "n": w.quick_n if args.quick else w.n,
+                       "stock_target": w.stock_target, "anyio_speedup": w.anyio_speedup,
+                       "absolute_target": w.absolute_target, "note": w.note}
+                      for w in workloads],
+        "results": results,
+        "summary": summary,
+    }
+    path.write_text(json.dumps(document, indent=1))  # before printing: a closed pipe loses nothing
+    print(format_tables(info, workloads, columns, summary, reps))
+    print(f"\n{info['duration_s']} s in all; load average at end "
+          f"{' '.join(f'{x:.2f}' for x in info['loadavg_end'])}")
+    print(f"results saved to {path}")
+    failed = any("error" in a for per_column in results.values()
+                 for answers in per_column.values() for a in answers)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

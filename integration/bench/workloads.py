@@ -1,0 +1,978 @@
+"""The workloads of the benchmark suite, written once per API family.
+
+Four families run the same workload, each with its own API:
+
+* ``scopeloop``: scopeloop's scopes, task groups, streams and TCP;
+* ``asyncio``: the stock equivalents issue 8 names (``asyncio.timeout``,
+  ``asyncio.TaskGroup``, ``asyncio.Queue``, ``asyncio.sleep``, asyncio streams);
+* ``anyio``: AnyIO's API (run on asyncio, with or without uvloop);
+* ``trio``: Trio's API.
+
+A *column* of the table is a family on a loop (see ``run.py``): scopeloop's family on
+its stdlib and its uvloop backend, the asyncio family on the stock loop and on
+uvloop, AnyIO on both, Trio.
+
+A time workload is ``async def fn(n, watch)``: it does ``n`` operations and times
+only the part the workload is about with ``watch`` (set-up such as spawning the
+children a cancellation is measured on stays outside).  A memory workload returns
+bytes per task.  The import workload is measured by the worker in fresh
+interpreters (see ``import_statement``).  Each function checks, cheaply and after
+the timed part where it can, that the work really happened, so that a broken
+implementation cannot report a fast number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ("Stopwatch", "Workload", "WORKLOADS", "FAMILIES", "import_statement")
+
+FAMILIES = ("scopeloop", "asyncio", "anyio", "trio")
+
+# Generous timeouts that never fire, and the "sleeping" of idle children.
+_LONG = 3600.0
+_HOST = "127.0.0.1"
+
+
+class Stopwatch:
+    """Accumulates process CPU time and wall time over the timed parts of a run.
+
+    CPU time of the whole process is the primary figure: the machine is shared, and
+    the time this process spends on the CPU is what the loop costs (every workload
+    runs client and server, producer and consumer, in this one process).
+    """
+
+    __slots__ = ("cpu", "wall", "_cpu0", "_wall0")
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.wall = 0.0
+        self._cpu0 = 0.0
+        self._wall0 = 0.0
+
+    def start(self) -> None:
+        self._wall0 = time.perf_counter()
+        self._cpu0 = time.process_time()
+
+    def stop(self) -> None:
+        self.cpu += time.process_time() - self._cpu0
+        self.wall += time.perf_counter() - self._wall0
+
+
+@dataclass
+class Workload:
+    """One row of the table.
+
+    ``stock_target``: the highest ratio to the stock loop of the same backend that
+    issue 8 accepts; ``anyio_speedup``: how many times faster than AnyIO on the same
+    backend scopeloop must be; ``absolute_target``: a bound on the value itself.
+    """
+
+    key: str
+    title: str
+    n: int
+    quick_n: int
+    kind: str = "time"  # "time" (µs per op), "memory" (bytes per task), "import" (ms)
+    stock_target: float | None = None
+    anyio_speedup: float | None = None
+    absolute_target: float | None = None
+    note: str = ""
+    impls: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return {"time": "us/op", "memory": "B/task", "import": "ms"}[self.kind]
+
+    def impl(self, family: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.impls[family] = fn
+            return fn
+        return register
+
+
+def _scopeloop() -> Any:
+    import scopeloop
+    return scopeloop
+
+
+def _anyio() -> Any:
+    import anyio
+    return anyio
+
+
+def _trio() -> Any:
+    import trio
+    return trio
+
+
+def _sl_event() -> Any:
+    """scopeloop's Event if it has one yet, else asyncio's (it runs on scopeloop)."""
+    return getattr(_scopeloop(), "Event", asyncio.Event)
+
+
+# -- cancel-scope enter/exit, never cancelled ---------------------------------------
+
+SCOPE = Workload("scope", "cancel-scope enter/exit", 100_000, 20_000, stock_target=1.0,
+                 note="stock: async with asyncio.timeout(None)")
+
+
+@SCOPE.impl("scopeloop")
+async def _scope_sl(n: int, watch: Stopwatch) -> None:
+    CancelScope = _scopeloop().CancelScope
+    watch.start()
+    for _ in range(n):
+        with CancelScope():
+            pass
+    watch.stop()
+
+
+@SCOPE.impl("asyncio")
+async def _scope_aio(n: int, watch: Stopwatch) -> None:
+    timeout = asyncio.timeout
+    watch.start()
+    for _ in range(n):
+        async with timeout(None):
+            pass
+    watch.stop()
+
+
+@SCOPE.impl("anyio")
+async def _scope_anyio(n: int, watch: Stopwatch) -> None:
+    CancelScope = _anyio().CancelScope
+    watch.start()
+    for _ in range(n):
+        with CancelScope():
+            pass
+    watch.stop()
+
+
+@SCOPE.impl("trio")
+async def _scope_trio(n: int, watch: Stopwatch) -> None:
+    CancelScope = _trio().CancelScope
+    watch.start()
+    for _ in range(n):
+        with CancelScope():
+            pass
+    watch.stop()
+
+
+# -- move_on_after(large) around sleep(0) ---------------------------------------------
+
+DEADLINE = Workload("deadline", "move_on_after(large) + sleep(0)", 30_000, 5_000,
+                    stock_target=1.2, note="stock: asyncio.timeout(3600) around sleep(0)")
+
+
+@DEADLINE.impl("scopeloop")
+async def _deadline_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    move_on_after, sleep = sl.move_on_after, sl.sleep
+    watch.start()
+    for _ in range(n):
+        with move_on_after(_LONG):
+            await sleep(0)
+    watch.stop()
+
+
+@DEADLINE.impl("asyncio")
+async def _deadline_aio(n: int, watch: Stopwatch) -> None:
+    timeout, sleep = asyncio.timeout, asyncio.sleep
+    watch.start()
+    for _ in range(n):
+        async with timeout(_LONG):
+            await sleep(0)
+    watch.stop()
+
+
+@DEADLINE.impl("anyio")
+async def _deadline_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    move_on_after, sleep = anyio.move_on_after, anyio.sleep
+    watch.start()
+    for _ in range(n):
+        with move_on_after(_LONG):
+            await sleep(0)
+    watch.stop()
+
+
+@DEADLINE.impl("trio")
+async def _deadline_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    move_on_after, sleep = trio.move_on_after, trio.sleep
+    watch.start()
+    for _ in range(n):
+        with move_on_after(_LONG):
+            await sleep(0)
+    watch.stop()
+
+
+# -- move_on_after(0) that fires ------------------------------------------------------
+
+FIRES = Workload("timeout", "move_on_after(0) fires", 15_000, 2_000, stock_target=1.2,
+                 anyio_speedup=2.5,
+                 note="body: sleep(3600); stock: asyncio.timeout(0), TimeoutError caught")
+
+
+@FIRES.impl("scopeloop")
+async def _fires_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    move_on_after, sleep = sl.move_on_after, sl.sleep
+    watch.start()
+    for _ in range(n):
+        with move_on_after(0) as scope:
+            await sleep(_LONG)
+    watch.stop()
+    assert scope.cancelled_caught
+
+
+@FIRES.impl("asyncio")
+async def _fires_aio(n: int, watch: Stopwatch) -> None:
+    timeout, sleep = asyncio.timeout, asyncio.sleep
+    fired = 0
+    watch.start()
+    for _ in range(n):
+        try:
+            async with timeout(0):
+                await sleep(_LONG)
+        except TimeoutError:
+            fired += 1
+    watch.stop()
+    assert fired == n
+
+
+@FIRES.impl("anyio")
+async def _fires_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    move_on_after, sleep = anyio.move_on_after, anyio.sleep
+    watch.start()
+    for _ in range(n):
+        with move_on_after(0) as scope:
+            await sleep(_LONG)
+    watch.stop()
+    assert scope.cancelled_caught
+
+
+@FIRES.impl("trio")
+async def _fires_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    move_on_after, sleep = trio.move_on_after, trio.sleep
+    watch.start()
+    for _ in range(n):
+        with move_on_after(0) as scope:
+            await sleep(_LONG)
+    watch.stop()
+    assert scope.cancelled_caught
+
+
+# -- spawn and join 10,000 trivial children -------------------------------------------
+
+SPAWN = Workload("spawn", "spawn+join 10k children", 30_000, 10_000, stock_target=1.2,
+                 anyio_speedup=6.0,
+                 note="per child, groups of 10,000; stock: asyncio.TaskGroup.create_task")
+
+_GROUP = 10_000  # children per group in the spawn and cancel workloads
+
+
+def _groups(n: int) -> list[int]:
+    """The sizes of the groups that make ``n`` children: ``_GROUP`` each, or one
+    smaller group when ``n`` is below it (a warm-up)."""
+    return [n] if n < _GROUP else [_GROUP] * (n // _GROUP)
+
+
+async def _trivial() -> None:
+    pass
+
+
+@SPAWN.impl("scopeloop")
+async def _spawn_sl(n: int, watch: Stopwatch) -> None:
+    create_task_group = _scopeloop().create_task_group
+    for size in _groups(n):
+        watch.start()
+        async with create_task_group() as tg:
+            start_soon = tg.start_soon
+            for _ in range(size):
+                start_soon(_trivial)
+        watch.stop()
+
+
+@SPAWN.impl("asyncio")
+async def _spawn_aio(n: int, watch: Stopwatch) -> None:
+    TaskGroup = asyncio.TaskGroup
+    for size in _groups(n):
+        watch.start()
+        async with TaskGroup() as tg:
+            create_task = tg.create_task
+            for _ in range(size):
+                create_task(_trivial())
+        watch.stop()
+
+
+@SPAWN.impl("anyio")
+async def _spawn_anyio(n: int, watch: Stopwatch) -> None:
+    create_task_group = _anyio().create_task_group
+    for size in _groups(n):
+        watch.start()
+        async with create_task_group() as tg:
+            start_soon = tg.start_soon
+            for _ in range(size):
+                start_soon(_trivial)
+        watch.stop()
+
+
+@SPAWN.impl("trio")
+async def _spawn_trio(n: int, watch: Stopwatch) -> None:
+    open_nursery = _trio().open_nursery
+    for size in _groups(n):
+        watch.start()
+        async with open_nursery() as nursery:
+            start_soon = nursery.start_soon
+            for _ in range(size):
+                start_soon(_trivial)
+        watch.stop()
+
+
+# -- cancel a group of 10,000 sleeping children ---------------------------------------
+
+CANCEL_TREE = Workload("cancel-group", "cancel group of 10k sleepers", 10_000, 10_000,
+                       stock_target=1.2, anyio_speedup=3.0,
+                       note="per child, groups of 10,000, from cancel() to the group's "
+                            "exit; stock: task.cancel() on each TaskGroup child")
+
+
+class _Sleepers:
+    """Children that report in, then sleep; ``ready`` is set when all of them sleep.
+
+    ``count`` is back to 0 once every child has ended.
+    """
+
+    def __init__(self, size: int, event: Any, sleep: Callable[[float], Awaitable[None]]
+                 ) -> None:
+        self.size = size
+        self.count = 0
+        self.ready = event
+        self._sleep = sleep
+
+    async def child(self) -> None:
+        self.count += 1
+        if self.count == self.size:
+            self.ready.set()
+        try:
+            await self._sleep(_LONG)
+        finally:
+            self.count -= 1
+
+
+@CANCEL_TREE.impl("scopeloop")
+async def _cancel_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    for size in _groups(n):
+        sleepers = _Sleepers(size, _sl_event()(), sl.sleep)
+        async with sl.create_task_group() as tg:
+            for _ in range(size):
+                tg.start_soon(sleepers.child)
+            await sleepers.ready.wait()
+            watch.start()
+            tg.cancel_scope.cancel()
+        watch.stop()
+        assert tg.cancel_scope.cancelled_caught and sleepers.count == 0
+
+
+@CANCEL_TREE.impl("asyncio")
+async def _cancel_aio(n: int, watch: Stopwatch) -> None:
+    for size in _groups(n):
+        sleepers = _Sleepers(size, asyncio.Event(), asyncio.sleep)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(sleepers.child()) for _ in range(size)]
+            await sleepers.ready.wait()
+            watch.start()
+            for task in tasks:
+                task.cancel()
+            # Hold no reference the other families do not hold: each task is freed
+            # when it ends, inside the timed part, as it is for scopeloop.
+            del tasks
+        watch.stop()
+        assert sleepers.count == 0
+
+
+@CANCEL_TREE.impl("anyio")
+async def _cancel_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    for size in _groups(n):
+        sleepers = _Sleepers(size, anyio.Event(), anyio.sleep)
+        async with anyio.create_task_group() as tg:
+            for _ in range(size):
+                tg.start_soon(sleepers.child)
+            await sleepers.ready.wait()
+            watch.start()
+            tg.cancel_scope.cancel()
+        watch.stop()
+        assert tg.cancel_scope.cancelled_caught and sleepers.count == 0
+
+
+@CANCEL_TREE.impl("trio")
+async def _cancel_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    for size in _groups(n):
+        sleepers = _Sleepers(size, trio.Event(), trio.sleep)
+        async with trio.open_nursery() as nursery:
+            for _ in range(size):
+                nursery.start_soon(sleepers.child)
+            await sleepers.ready.wait()
+            watch.start()
+            nursery.cancel_scope.cancel()
+        watch.stop()
+        assert nursery.cancel_scope.cancelled_caught and sleepers.count == 0
+
+
+# -- cancel the outermost of 50 nested scopes -----------------------------------------
+
+NESTED = Workload("nested-cancel", "cancel outermost of 50 nested", 1_000, 300,
+                  stock_target=1.2,
+                  note="per cancellation, from cancel() to the outermost exit; the "
+                       "innermost body cancels the outer scope, then sleeps; stock: the "
+                       "outer asyncio.timeout rescheduled to now")
+
+_DEPTH = 50
+
+
+async def _nest_scopes(CancelScope: Any, sleep: Any, depth: int, outer: Any,
+                       watch: Stopwatch) -> None:
+    with CancelScope():
+        if depth > 1:
+            await _nest_scopes(CancelScope, sleep, depth - 1, outer, watch)
+        else:
+            watch.start()
+            outer.cancel()
+            await sleep(_LONG)
+
+
+async def _nested_scopes(CancelScope: Any, sleep: Any, n: int, watch: Stopwatch) -> None:
+    for _ in range(n):
+        with CancelScope() as outer:
+            await _nest_scopes(CancelScope, sleep, _DEPTH - 1, outer, watch)
+        watch.stop()
+    assert outer.cancelled_caught
+
+
+@NESTED.impl("scopeloop")
+async def _nested_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    await _nested_scopes(sl.CancelScope, sl.sleep, n, watch)
+
+
+@NESTED.impl("anyio")
+async def _nested_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    await _nested_scopes(anyio.CancelScope, anyio.sleep, n, watch)
+
+
+@NESTED.impl("trio")
+async def _nested_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    await _nested_scopes(trio.CancelScope, trio.sleep, n, watch)
+
+
+async def _nest_timeouts(depth: int, outer: asyncio.Timeout, watch: Stopwatch) -> None:
+    async with asyncio.timeout(None):
+        if depth > 1:
+            await _nest_timeouts(depth - 1, outer, watch)
+        else:
+            watch.start()
+            outer.reschedule(asyncio.get_running_loop().time())
+            await asyncio.sleep(_LONG)
+
+
+@NESTED.impl("asyncio")
+async def _nested_aio(n: int, watch: Stopwatch) -> None:
+    fired = 0
+    for _ in range(n):
+        try:
+            async with asyncio.timeout(None) as outer:
+                await _nest_timeouts(_DEPTH - 1, outer, watch)
+        except TimeoutError:
+            fired += 1
+        watch.stop()
+    assert fired == n
+
+
+# -- memory-stream ping-pong at buffer 0 ----------------------------------------------
+
+PINGPONG = Workload("ping-pong", "stream ping-pong, buffer 0", 20_000, 2_000,
+                    stock_target=1.0, note="per round trip; stock: two asyncio.Queue(1)")
+
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _ping_pong(n: int, there: tuple[Any, Any], back: tuple[Any, Any],
+               send_name: str, receive_name: str) -> tuple[Job, Job]:
+    async def ping() -> None:
+        send, receive = getattr(there[0], send_name), getattr(back[1], receive_name)
+        for i in range(n):
+            await send(i)
+            await receive()
+
+    async def pong() -> None:
+        send, receive = getattr(back[0], send_name), getattr(there[1], receive_name)
+        for _ in range(n):
+            await send(await receive())
+
+    return ping, pong
+
+
+@PINGPONG.impl("scopeloop")
+async def _pingpong_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    there, back = sl.create_memory_object_stream(0), sl.create_memory_object_stream(0)
+    ping, pong = _ping_pong(n, there, back, "send", "receive")
+    watch.start()
+    async with sl.create_task_group() as tg:
+        tg.start_soon(ping)
+        tg.start_soon(pong)
+    watch.stop()
+
+
+@PINGPONG.impl("asyncio")
+async def _pingpong_aio(n: int, watch: Stopwatch) -> None:
+    # Queue(1): at most one item is ever in flight per direction, so it behaves as a
+    # rendezvous here (asyncio.Queue has no 0-size mode: 0 means unbounded).
+    q1: asyncio.Queue[int] = asyncio.Queue(1)
+    q2: asyncio.Queue[int] = asyncio.Queue(1)
+    ping, pong = _ping_pong(n, (q1, q1), (q2, q2), "put", "get")
+    watch.start()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ping())
+        tg.create_task(pong())
+    watch.stop()
+
+
+@PINGPONG.impl("anyio")
+async def _pingpong_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    there = anyio.create_memory_object_stream(0)
+    back = anyio.create_memory_object_stream(0)
+    ping, pong = _ping_pong(n, there, back, "send", "receive")
+    watch.start()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ping)
+        tg.start_soon(pong)
+    watch.stop()
+
+
+@PINGPONG.impl("trio")
+async def _pingpong_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    there, back = trio.open_memory_channel(0), trio.open_memory_channel(0)
+    ping, pong = _ping_pong(n, there, back, "send", "receive")
+    watch.start()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ping)
+        nursery.start_soon(pong)
+    watch.stop()
+
+
+# -- 100,000 items through a 1,000-item buffer ----------------------------------------
+
+BUFFERED = Workload("buffered", "stream 100k items, buffer 1000", 100_000, 20_000,
+                    stock_target=2.0, anyio_speedup=4.0,
+                    note="per item; stock: asyncio.Queue(1000)")
+
+
+def _producer_consumer(n: int, send: Callable[[int], Awaitable[None]],
+                       receive: Callable[[], Awaitable[Any]]) -> tuple[Job, Job]:
+    async def produce() -> None:
+        for i in range(n):
+            await send(i)
+
+    async def consume() -> None:
+        for _ in range(n):
+            await receive()
+
+    return produce, consume
+
+
+@BUFFERED.impl("scopeloop")
+async def _buffered_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    tx, rx = sl.create_memory_object_stream(1000)
+    produce, consume = _producer_consumer(n, tx.send, rx.receive)
+    watch.start()
+    async with sl.create_task_group() as tg:
+        tg.start_soon(produce)
+        tg.start_soon(consume)
+    watch.stop()
+    assert rx.statistics().current_buffer_used == 0
+
+
+@BUFFERED.impl("asyncio")
+async def _buffered_aio(n: int, watch: Stopwatch) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue(1000)
+    produce, consume = _producer_consumer(n, queue.put, queue.get)
+    watch.start()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(produce())
+        tg.create_task(consume())
+    watch.stop()
+    assert queue.empty()
+
+
+@BUFFERED.impl("anyio")
+async def _buffered_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    tx, rx = anyio.create_memory_object_stream(1000)
+    produce, consume = _producer_consumer(n, tx.send, rx.receive)
+    watch.start()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        tg.start_soon(consume)
+    watch.stop()
+    assert rx.statistics().current_buffer_used == 0
+
+
+@BUFFERED.impl("trio")
+async def _buffered_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    tx, rx = trio.open_memory_channel(1000)
+    produce, consume = _producer_consumer(n, tx.send, rx.receive)
+    watch.start()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce)
+        nursery.start_soon(consume)
+    watch.stop()
+    assert rx.statistics().current_buffer_used == 0
+
+
+# -- sleep(0) checkpoints -------------------------------------------------------------
+
+CHECKPOINT = Workload("checkpoint", "sleep(0) checkpoint", 100_000, 10_000,
+                      stock_target=1.1, note="in the main task")
+
+
+async def _checkpoints(sleep: Callable[[float], Awaitable[None]], n: int,
+                       watch: Stopwatch) -> None:
+    watch.start()
+    for _ in range(n):
+        await sleep(0)
+    watch.stop()
+
+
+@CHECKPOINT.impl("scopeloop")
+async def _checkpoint_sl(n: int, watch: Stopwatch) -> None:
+    await _checkpoints(_scopeloop().sleep, n, watch)
+
+
+@CHECKPOINT.impl("asyncio")
+async def _checkpoint_aio(n: int, watch: Stopwatch) -> None:
+    await _checkpoints(asyncio.sleep, n, watch)
+
+
+@CHECKPOINT.impl("anyio")
+async def _checkpoint_anyio(n: int, watch: Stopwatch) -> None:
+    await _checkpoints(_anyio().sleep, n, watch)
+
+
+@CHECKPOINT.impl("trio")
+async def _checkpoint_trio(n: int, watch: Stopwatch) -> None:
+    await _checkpoints(_trio().sleep, n, watch)
+
+
+# -- start() handshakes ---------------------------------------------------------------
+
+START = Workload("start", "start() handshake", 10_000, 1_000, stock_target=1.5,
+                 note="stock: TaskGroup.create_task + await a future the child sets")
+
+
+async def _started(*, task_status: Any) -> None:
+    task_status.started()
+
+
+@START.impl("scopeloop")
+async def _start_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    watch.start()
+    async with sl.create_task_group() as tg:
+        start = tg.start
+        for _ in range(n):
+            await start(_started)
+    watch.stop()
+
+
+async def _sets(future: asyncio.Future[None]) -> None:
+    future.set_result(None)
+
+
+@START.impl("asyncio")
+async def _start_aio(n: int, watch: Stopwatch) -> None:
+    create_future = asyncio.get_running_loop().create_future
+    watch.start()
+    async with asyncio.TaskGroup() as tg:
+        create_task = tg.create_task
+        for _ in range(n):
+            future = create_future()
+            create_task(_sets(future))
+            await future
+    watch.stop()
+
+
+@START.impl("anyio")
+async def _start_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    watch.start()
+    async with anyio.create_task_group() as tg:
+        start = tg.start
+        for _ in range(n):
+            await start(_started)
+    watch.stop()
+
+
+@START.impl("trio")
+async def _start_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    watch.start()
+    async with trio.open_nursery() as nursery:
+        start = nursery.start
+        for _ in range(n):
+            await start(_started)
+    watch.stop()
+
+
+# -- TCP echo over loopback -----------------------------------------------------------
+
+TCP = Workload("tcp-echo", "TCP echo 100 B, loopback", 5_000, 500, stock_target=1.05,
+               note="per round trip, client and server in one process; "
+                    "stock: asyncio streams (start_server/open_connection)")
+
+_MESSAGE = b"x" * 100
+
+
+async def _echo_client(send: Callable[[bytes], Awaitable[None]],
+                       receive: Callable[[], Awaitable[bytes]], n: int,
+                       watch: Stopwatch) -> None:
+    size = len(_MESSAGE)
+    await send(_MESSAGE)  # the first exchange (connection warm-up) is not timed
+    got = 0
+    while got < size:
+        got += len(await receive())
+    watch.start()
+    for _ in range(n):
+        await send(_MESSAGE)
+        got = 0
+        while got < size:
+            got += len(await receive())
+    watch.stop()
+
+
+def _tcp_missing() -> str | None:
+    sl = _scopeloop()
+    missing = [name for name in ("connect_tcp", "create_tcp_listener", "SocketAttribute")
+               if not hasattr(sl, name)]
+    return f"scopeloop has no {', '.join(missing)}" if missing else None
+
+
+async def _echo_lib(lib: Any, port_attribute: Any, n: int, watch: Stopwatch) -> None:
+    """scopeloop and AnyIO share the API: listener.serve(handler), connect_tcp()."""
+    async def handle(stream: Any) -> None:
+        async with stream:
+            try:
+                while True:
+                    await stream.send(await stream.receive())
+            except lib.EndOfStream:
+                pass
+
+    listener = await lib.create_tcp_listener(local_host=_HOST)
+    port = listener.extra(port_attribute)
+    async with listener, lib.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        stream = await lib.connect_tcp(_HOST, port)
+        await _echo_client(stream.send, stream.receive, n, watch)
+        await stream.aclose()
+        tg.cancel_scope.cancel()
+
+
+@TCP.impl("scopeloop")
+async def _tcp_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    missing = _tcp_missing()
+    if missing:
+        raise NotImplementedError(missing)
+    await _echo_lib(sl, sl.SocketAttribute.local_port, n, watch)
+
+
+@TCP.impl("anyio")
+async def _tcp_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    import anyio.abc
+    await _echo_lib(anyio, anyio.abc.SocketAttribute.local_port, n, watch)
+
+
+@TCP.impl("asyncio")
+async def _tcp_aio(n: int, watch: Stopwatch) -> None:
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, _HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection(_HOST, port)
+
+    async def send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    await _echo_client(send, lambda: reader.read(65536), n, watch)
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.gather(*handlers)
+    server.close()
+    await server.wait_closed()
+
+
+@TCP.impl("trio")
+async def _tcp_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+
+    async def handle(stream: Any) -> None:
+        async with stream:
+            async for data in stream:
+                await stream.send_all(data)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, handle, 0, host=_HOST))
+        port = listeners[0].socket.getsockname()[1]
+        stream = await trio.open_tcp_stream(_HOST, port)
+        await _echo_client(stream.send_all, stream.receive_some, n, watch)
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+# -- memory per idle child task -------------------------------------------------------
+
+MEMORY = Workload("memory", "memory per idle child task", 5_000, 2_000, kind="memory",
+                  absolute_target=2048.0,
+                  note="tracemalloc delta / children, each blocked on a shared Event in a "
+                       "task group (coroutine frame, task, group bookkeeping, waiter)")
+
+
+class _Idlers:
+    def __init__(self, n: int, ready: Any, go: Any) -> None:
+        self.n = n
+        self.count = 0
+        self.ready = ready
+        self.go = go
+
+    async def child(self) -> None:
+        self.count += 1
+        if self.count == self.n:
+            self.ready.set()
+        await self.go.wait()
+
+
+def _traced() -> int:
+    return tracemalloc.get_traced_memory()[0]
+
+
+def _start_tracing() -> int:
+    gc.collect()
+    tracemalloc.start()
+    return _traced()
+
+
+def _stop_tracing(base: int, n: int) -> float:
+    used = _traced() - base
+    tracemalloc.stop()
+    return used / n
+
+
+@MEMORY.impl("scopeloop")
+async def _memory_sl(n: int) -> float:
+    sl = _scopeloop()
+    Event = _sl_event()
+    idlers = _Idlers(n, Event(), Event())
+    base = _start_tracing()
+    async with sl.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(idlers.child)
+        await idlers.ready.wait()
+        per_task = _stop_tracing(base, n)
+        idlers.go.set()
+    return per_task
+
+
+@MEMORY.impl("asyncio")
+async def _memory_aio(n: int) -> float:
+    idlers = _Idlers(n, asyncio.Event(), asyncio.Event())
+    base = _start_tracing()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(idlers.child())
+        await idlers.ready.wait()
+        per_task = _stop_tracing(base, n)
+        idlers.go.set()
+    return per_task
+
+
+@MEMORY.impl("anyio")
+async def _memory_anyio(n: int) -> float:
+    anyio = _anyio()
+    idlers = _Idlers(n, anyio.Event(), anyio.Event())
+    base = _start_tracing()
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(idlers.child)
+        await idlers.ready.wait()
+        per_task = _stop_tracing(base, n)
+        idlers.go.set()
+    return per_task
+
+
+@MEMORY.impl("trio")
+async def _memory_trio(n: int) -> float:
+    trio = _trio()
+    idlers = _Idlers(n, trio.Event(), trio.Event())
+    base = _start_tracing()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(idlers.child)
+        await idlers.ready.wait()
+        per_task = _stop_tracing(base, n)
+        idlers.go.set()
+    return per_task
+
+
+# -- import time ----------------------------------------------------------------------
+
+IMPORT = Workload("import", "import time", 2, 1, kind="import",
+                  note="fresh interpreter per import, CPU time of the import statement; "
+                       "AnyIO includes its asyncio backend module, which anyio.run() loads")
+
+_IMPORTS = {
+    "scopeloop": "import scopeloop",
+    "asyncio": "import asyncio",
+    "anyio": "import anyio, anyio._backends._asyncio",
+    "trio": "import trio",
+}
+
+
+def import_statement(family: str, uvloop: bool) -> str:
+    """What a program of this column imports before it can run."""
+    statement = _IMPORTS[family]
+    if uvloop and family != "scopeloop":  # scopeloop imports uvloop itself
+        statement += ", uvloop"
+    return statement
+
+
+WORKLOADS: dict[str, Workload] = {w.key: w for w in (
+    SCOPE, DEADLINE, FIRES, SPAWN, CANCEL_TREE, NESTED, PINGPONG, BUFFERED, CHECKPOINT,
+    START, TCP, MEMORY, IMPORT)}
