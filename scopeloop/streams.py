@@ -2,26 +2,28 @@
 
 Every blocked ``send()`` or ``receive()`` waits on a future of its own.  An item is
 handed to a waiting receiver by setting the result of that receiver's future, and a
-waiting sender's item is taken by setting the result of the sender's future.  That one
-rule is what keeps items from being lost or duplicated:
+waiting sender's item is taken by setting the result of the sender's future.  The
+state of those futures is the exact knowledge every decision needs, so no item is
+lost or delivered twice:
 
-* A future that is already done belongs to a task whose cancellation is being
-  delivered: the loop cancels the future a task is blocked on to interrupt it.  Such
-  waiters are skipped; the item goes to the next waiter or into the buffer, or stays
-  with its sender.  A receiver blocked inside a shield within a cancelled region has a
-  pending future, so it does get the item (a shield means it is *not* about to be
-  cancelled).
-* A future whose result was set is a completed operation, even if a cancellation
-  arrives before its task runs again: the operation returns normally and the
-  cancellation is raised at the task's next checkpoint.  Scopeloop's scope delivery
-  does this by itself; a native ``Task.cancel()`` in that window is re-armed here.
+* A waiter whose future is already done is being cancelled (the loop cancels the
+  future a task is blocked on to interrupt it).  It is skipped: the item goes to the
+  next waiter or into the buffer, or stays with its sender.  A receiver blocked inside
+  a shield within a cancelled region has a pending future, so it gets the item: a
+  shield means it is *not* about to be cancelled.
+* A waiter whose future got a result has completed its operation, even if a
+  cancellation reaches it before it runs again: the operation returns normally and
+  the cancellation is raised at the task's next suspension.  Scopeloop's scope
+  delivery does this by itself.  A native ``Task.cancel()`` in that window is
+  re-delivered here; its sender can still withdraw it with ``uncancel()`` before the
+  task next suspends (as ``asyncio.timeout`` does when its block ends).
 
 So a ``send()`` that raised did not deliver, a ``receive()`` that raised did not
-consume, and items reach receivers in the order they were sent.
+consume, and every receiver gets each sender's items in the order they were sent.
 
-``send()`` and ``receive()`` are cancel points: they raise ``CancelledError`` if the
-task is effectively cancelled.  Like ``asyncio.Queue``, they yield to the loop only
-when they have to wait; a loop of sends into a stream with room never yields.
+``send()`` and ``receive()`` are cancel points: they raise CancelledError if the task
+is effectively cancelled.  Like ``asyncio.Queue``, they yield to the loop only when
+they have to wait; a loop of sends into a stream with room never yields.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from .task import ScopeCancelMessage, _current_task
+from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task
 
 __all__ = (
     "create_memory_object_stream", "MemoryObjectSendStream", "MemoryObjectReceiveStream",
@@ -137,7 +139,12 @@ class _StreamState:
                 return
 
     def put_back(self, item: Any) -> None:
-        """Return an item taken by a receive that failed with a non-cancellation error."""
+        """Return an item handed to a receive that then failed with an error.
+
+        It goes to the next waiting receiver or the head of the buffer; a receiver
+        that has meanwhile taken a newer item directly from a waiting sender sees it
+        out of order (only a receive torn down by an exception gets here).
+        """
         if not self.give(item):
             self.buffer.appendleft(item)
 
@@ -194,18 +201,31 @@ def _effectively_cancelled(task: Any) -> bool:
     return bool(task._must_cancel)
 
 
-def _rearm(task: Any, exc: BaseException) -> None:
-    """Raise a cancellation that hit a completed operation at the next checkpoint instead.
-
-    Only a native ``cancel()`` can interrupt a task whose future already has a result
-    (scope delivery waits for the step).  Re-issuing it while the task runs makes the
-    next suspension raise; ``uncancel()`` keeps ``cancelling()`` at its native count.
-    """
+def _redeliver(task: Any, exc: BaseException) -> None:
+    """A native cancel() arrived after this task's operation completed: deliver it at
+    the task's next suspension instead, unless it is withdrawn with uncancel() first."""
     msg = exc.args[0] if exc.args else None
     if isinstance(msg, ScopeCancelMessage):
         return  # scope cancellation is level-triggered: the next checkpoint raises anyway
-    task.cancel(msg)
-    task.uncancel()
+    if sys.version_info >= (3, 13):
+        # Pending until the task next suspends; an uncancel() to zero withdraws it, and
+        # if the task returns first it ends cancelled, as with any pending cancel().
+        task.cancel(msg)
+        task.uncancel()
+    elif task.cancelling():
+        # Before 3.13 uncancel() cannot withdraw a pending interrupt, and a withdrawn
+        # one would still fire (asyncio.timeout's exit withdraws its request), so the
+        # decision waits until the task has suspended; cancel() then interrupts the
+        # await it stopped at.  A task that returns before suspending again keeps the
+        # request counted but is not interrupted.
+        task._loop.call_soon(_redeliver_if_pending, task, task.cancelling(), msg,
+                             context=_NO_CONTEXT)
+
+
+def _redeliver_if_pending(task: Any, count: int, msg: Any) -> None:
+    if not task.done() and task.cancelling() >= count:
+        task.cancel(msg)
+        task.uncancel()
 
 
 def _discard(waiters: deque[Any], entry: Any) -> None:
@@ -323,7 +343,7 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
             if fut.done() and not fut.cancelled() and fut.result() is True:
                 # A receiver took the item before the interruption arrived.
                 if isinstance(exc, CancelledError):
-                    _rearm(task, exc)
+                    _redeliver(task, exc)
                     return
                 raise
             fut.cancel()  # a receiver must not take the item any more
@@ -468,7 +488,7 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
             if item.__class__ is not _Signal:
                 # A sender handed the item over before the interruption arrived.
                 if isinstance(exc, CancelledError):
-                    _rearm(task, exc)
+                    _redeliver(task, exc)
                     return item
                 self._state.put_back(item)  # e.g. the coroutine is being closed
             return _EMPTY

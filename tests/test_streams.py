@@ -10,6 +10,7 @@ import math
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -418,8 +419,8 @@ def test_item_handed_over_then_cancelled_is_returned(run) -> None:  # type: igno
 
 
 def test_item_handed_over_then_natively_cancelled_is_returned(run) -> None:  # type: ignore[no-untyped-def]
-    """As above with Task.cancel(): the completed receive returns, the native
-    cancellation is raised at the next checkpoint and counted once."""
+    """As above with Task.cancel(): the completed receive returns the item, the native
+    cancellation is raised at the next suspension and counted once."""
     async def main() -> None:
         send, receive = create_memory_object_stream[int]()
         got: list[int] = []
@@ -433,12 +434,46 @@ def test_item_handed_over_then_natively_cancelled_is_returned(run) -> None:  # t
 
         task = spawn(receiver())
         await wait_all_tasks_blocked()
-        send.send_nowait(5)
-        task.cancel("stop")
+        send.send_nowait(5)    # handed to the waiting receiver...
+        task.cancel("stop")    # ...which is cancelled before it runs
         with pytest.raises(asyncio.CancelledError, match="stop"):
             await task
         assert got == [5]
         assert counts == [1]
+        send.close()
+        receive.close()
+    run(main)
+
+
+def test_asyncio_timeout_firing_after_the_hand_off(run) -> None:  # type: ignore[no-untyped-def]
+    """asyncio.timeout() expires after the item was handed over but before the receiver
+    ran: the receive completed, so it returns the item; the timeout's exit withdraws
+    its request and no cancellation is left over for a later await (on Python 3.11 and
+    3.12 asyncio cannot withdraw an interrupt once it is armed, so it must not be)."""
+    async def main() -> None:
+        send, receive = create_memory_object_stream[int]()
+        timeouts: list[Any] = []
+        log: list[object] = []
+
+        async def receiver() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            try:
+                async with asyncio.timeout(None) as timeout:
+                    timeouts.append(timeout)
+                    log.append(await receive.receive())
+            except TimeoutError:
+                log.append("timeout")
+            await asyncio.sleep(0)  # nothing left over
+            await asyncio.sleep(0)
+            log.append(task.cancelling())
+
+        task = spawn(receiver())
+        await wait_all_tasks_blocked()
+        send.send_nowait(7)
+        timeouts[0]._on_timeout()  # the timer firing in this very iteration
+        await task
+        assert log == [7, 0]
         send.close()
         receive.close()
     run(main)
@@ -475,6 +510,35 @@ def test_item_taken_then_sender_cancelled_send_returns(run) -> None:  # type: ig
             assert sent == [1]
             send.close()
             receive.close()
+    run(main)
+
+
+def test_native_cancel_after_the_item_was_taken_can_be_withdrawn(run) -> None:  # type: ignore[no-untyped-def]
+    """The send completed, then a native cancel() arrived before the sender ran; the
+    sender (like asyncio.timeout's exit) withdraws it with uncancel() before it next
+    suspends: nothing is raised later, on every Python version."""
+    async def main() -> None:
+        send, receive = create_memory_object_stream[int]()
+        log: list[str] = []
+
+        async def sender() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            await send.send(1)
+            log.append(f"sent, cancelling={task.cancelling()}")
+            task.uncancel()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            log.append("clean")
+
+        task = spawn(sender())
+        await wait_all_tasks_blocked()
+        assert receive.receive_nowait() == 1
+        task.cancel()
+        await task
+        assert log == ["sent, cancelling=1", "clean"]
+        send.close()
+        receive.close()
     run(main)
 
 
