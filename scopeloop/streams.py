@@ -160,24 +160,26 @@ if sys.version_info >= (3, 12):
     _running_task = _current_task
 else:
     from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]  # loop -> stepping task
+    from threading import get_ident
 
-    _last_loop: Any = None
+    _last_seen: tuple[Any, int] = (None, 0)  # (loop, thread) of the last task found
 
     def _running_task_311() -> Any:
         """``asyncio.current_task()`` without its getpid() system call (3.11 only).
 
-        While exactly one task in the process is inside a step, it is the caller (a
-        stream operation only runs inside a task step); it is found through the loop
-        seen last.  Anything else takes the stock route.
+        While exactly one task in the process is inside a step and it belongs to the
+        loop this thread ran last, it is the caller.  Anything else takes the stock
+        route.
         """
-        global _last_loop
-        if len(_current_tasks) == 1:
-            task = _current_tasks.get(_last_loop)
+        global _last_seen
+        loop, thread = _last_seen
+        if len(_current_tasks) == 1 and thread == get_ident():
+            task = _current_tasks.get(loop)
             if task is not None:
                 return task
         task = _current_task()
         if task is not None:
-            _last_loop = task._loop
+            _last_seen = (task._loop, get_ident())
         return task
 
     _running_task = _running_task_311
