@@ -221,9 +221,13 @@ def _tracking(loop: _DebugLoopMixin, record: _Record, callback: Callable[..., _T
         if owned is not None:
             owned.discard(record)
         return callback(*args)
-    # asyncio formats the handle (reprs, slow-callback and error messages) from
-    # these attributes, so it still names the user's callback.
-    return functools.update_wrapper(run, callback)
+    # asyncio formats a handle (reprs, slow-callback and error messages) from the
+    # callback's __qualname__ and finds its source through __wrapped__; set just
+    # these (functools.update_wrapper costs as much as the rest of the recording).
+    run.__qualname__ = (getattr(callback, "__qualname__", None)
+                        or getattr(callback, "__name__", None) or repr(callback))
+    run.__wrapped__ = callback  # type: ignore[attr-defined]
+    return run
 
 
 def _trim_source_traceback(obj: Any) -> None:
@@ -298,6 +302,7 @@ class _DebugLoopMixin:
                       caller: FrameType) -> asyncio.Handle:
         if record is not None:
             record.target = handle
+            self._diag_own(record)
         if caller.f_code.co_filename != _BASE_EVENTS:
             # (The base loop's call_later calls call_at, then trims one frame itself.)
             _trim_source_traceback(handle)
@@ -327,8 +332,7 @@ class _DebugLoopMixin:
         record = _Record(kind, owner, _creation_stack(frame)[0])
         record.callback = callback
         record.args = args
-        self._diag_own(record)
-        return record
+        return record  # owned once the handle exists (_diag_created)
 
     def _diag_task(self, task: asyncio.Task[Any], frame: FrameType) -> None:
         owner = asyncio.current_task(self)  # type: ignore[arg-type]

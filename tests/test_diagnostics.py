@@ -203,6 +203,31 @@ def test_orphan_task_is_reported(backend: str) -> None:
     assert caught[0].lineno == line_of("ORPHAN")
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager task factories exist from Python 3.12")
+def test_eager_tasks_are_recorded(backend: str) -> None:
+    async def quick() -> int:
+        return 1
+
+    async def slow(release: asyncio.Event) -> None:
+        await release.wait()
+
+    async def parent(release: asyncio.Event) -> None:
+        assert await asyncio.create_task(quick()) == 1  # finished within create_task
+        asyncio.create_task(slow(release), name="eager orphan")  # EAGER
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(scopeloop.eager_task_factory)
+        release = asyncio.Event()
+        await asyncio.create_task(parent(release), name="parent")
+        release.set()
+        await asyncio.sleep(0)
+
+    caught = run_debug(backend, main)
+    assert [(w.lineno, str(w.message).split(",")[0]) for w in caught] == [
+        (line_of("EAGER"), "task 'eager orphan' running "
+                           "test_eager_tasks_are_recorded.<locals>.slow()")]
+
+
 def test_leftover_of_a_task_still_running_is_reported_when_the_loop_closes(backend: str) -> None:
     loop = scopeloop.new_event_loop(backend, debug=True)
     stop = asyncio.Event()
