@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ def interrupt(tmp_path: Path, backend: str, source: str, *,
                      **(env or {}))
     child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path)
+    # A script stuck before printing a line would block readline() forever.
+    watchdog = threading.Timer(2 * TIMEOUT_S, child.kill)
+    watchdog.start()
     try:
         assert child.stdout is not None and child.stderr is not None
         seen: list[str] = []
@@ -96,6 +100,7 @@ def interrupt(tmp_path: Path, backend: str, source: str, *,
         child.returncode = os.waitstatus_to_exitcode(status)
         rest_out, err = child.communicate()
     finally:
+        watchdog.cancel()
         if child.returncode is None:
             child.kill()
             child.communicate()
@@ -274,7 +279,7 @@ def test_second_ctrl_c_interrupts_at_once(tmp_path: Path, backend: str, busy: bo
 
 
 @pytest.fixture
-def default_sigint() -> None:
+def default_sigint() -> Iterator[None]:
     """These tests need Python's default SIGINT handler, and leave it in place."""
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     yield
