@@ -225,9 +225,17 @@ def _redeliver(task: Any, exc: BaseException) -> None:
 
 
 def _redeliver_if_pending(task: Any, count: int, msg: Any) -> None:
-    if not task.done() and task.cancelling() >= count:
-        task.cancel(msg)
-        task.uncancel()
+    if task.done() or task.cancelling() < count:
+        return  # finished, or the request was withdrawn
+    waiter = task._fut_waiter
+    if task._must_cancel or (waiter is not None and waiter.done()):
+        # Another interruption (e.g. a cancel scope's) is already on its way: ours
+        # would be folded into it and carry its message, and a scope would swallow
+        # it.  Decide again once the task has taken that step.
+        task._loop.call_soon(_redeliver_if_pending, task, count, msg, context=_NO_CONTEXT)
+        return
+    task.cancel(msg)
+    task.uncancel()
 
 
 def _discard(waiters: deque[Any], entry: Any) -> None:

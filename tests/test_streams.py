@@ -542,6 +542,49 @@ def test_native_cancel_after_the_item_was_taken_can_be_withdrawn(run) -> None:  
     run(main)
 
 
+def test_native_cancel_after_the_item_was_taken_is_not_folded_into_a_scope(run) -> None:  # type: ignore[no-untyped-def]
+    """The late native cancel() must arrive as a native CancelledError even if a cancel
+    scope interrupts the task first: folded into the scope's error, the scope would
+    swallow it and the request would be lost."""
+    async def main() -> None:
+        send, receive = create_memory_object_stream[int]()
+        scopes: dict[int, CancelScope] = {}
+        log: list[tuple[Any, ...]] = []
+
+        async def sender() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            async with send:
+                for item in (1, 2, 3):
+                    try:
+                        with CancelScope() as scopes[item]:
+                            await send.send(item)
+                            log.append(("sent", item))
+                    except asyncio.CancelledError:
+                        log.append(("native", task.cancelling()))
+                        task.uncancel()
+            try:  # before 3.13 the late cancel() waits for a suspension: offer one
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                log.append(("native", task.cancelling()))
+                task.uncancel()
+            log.append(("end", task.cancelling()))
+
+        task = spawn(sender())
+        await wait_all_tasks_blocked()
+        received = [receive.receive_nowait()]
+        task.cancel()               # the send of 1 completed: this is delivered later
+        await wait_all_tasks_blocked()
+        scopes[2].cancel()          # a scope interrupts the next send first (or no-op)
+        async with receive:
+            received += [item async for item in receive]
+        await task
+        assert log.count(("native", 1)) == 1
+        assert log[-1] == ("end", 0)
+        assert received == [entry[1] for entry in log if entry[0] == "sent"]
+    run(main)
+
+
 def test_cancelled_send_does_not_deliver(run) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
         send, receive = create_memory_object_stream[int]()
