@@ -223,7 +223,8 @@ class TaskGroup:
 
         Returns the value passed to ``task_status.started()``.  Until then the task
         runs under the caller (the caller's cancellation cancels it); afterwards it
-        belongs to this group.
+        belongs to this group.  The group does not exit while a start() into it
+        is pending.
         """
         loop = self._check_open("start()")
         host = current_scope_task("TaskGroup.start()")
