@@ -185,15 +185,20 @@ else:
     _running_task = _running_task_311
 
 
+def _plain_task_scope(task: Any) -> Any:
+    """The scope of a task that has none: an error outside a task."""
+    if task is None:
+        raise RuntimeError("scopeloop streams and synchronisation primitives "
+                           "must be used inside a task")
+    return None  # a plain asyncio Task: only native cancellation applies
+
+
 def _effectively_cancelled(task: Any) -> bool:
     """True if ``task``'s next checkpoint raises CancelledError."""
     try:
         scope = task._scope
     except AttributeError:
-        if task is None:
-            raise RuntimeError("scopeloop streams and synchronisation primitives "
-                               "must be used inside a task") from None
-        scope = None  # a plain asyncio Task: only native cancellation applies
+        scope = _plain_task_scope(task)
     while scope is not None:
         if scope._cancel_called:
             return True
@@ -338,12 +343,36 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
         the item was not delivered.  If this raises CancelledError, the item was not
         delivered either.
         """
+        # The hot path, written out (no helper calls): the cancel point, then
+        # _offer().  Each call saved is a few percent of a ping-pong round trip.
         task = _running_task()
-        if _effectively_cancelled(task):
-            await sleep(0)  # the checkpoint raises CancelledError
-        if self._offer(item):
-            return
+        try:
+            scope = task._scope
+        except AttributeError:
+            scope = _plain_task_scope(task)
+        while scope is not None:
+            if scope._cancel_called:
+                await sleep(0)  # the checkpoint raises CancelledError
+                break
+            if scope._shield:
+                break
+            scope = scope._parent
+        if task._must_cancel:
+            await sleep(0)
+        if self._closed:
+            raise ClosedResourceError("this send stream has been closed")
         state = self._state
+        if not state.open_receive:
+            raise BrokenResourceError("every receive stream has been closed")
+        receivers = state.receivers
+        while receivers:
+            fut = receivers.popleft()[0]
+            if not fut.done():  # done: its task is being cancelled, skip it
+                fut.set_result(item)
+                return
+        if len(state.buffer) < state.max_buffer_size:
+            state.buffer.append(item)
+            return
         fut = task._loop.create_future()
         entry = (fut, item, self)
         state.senders.append(entry)
@@ -450,15 +479,40 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
         and ClosedResourceError if this handle is (or gets) closed.  If this raises
         CancelledError, no item was consumed.
         """
+        # The hot path, written out (no helper calls): the cancel point, then
+        # _take(), then the wait (resuming through an extra frame would cost a tenth
+        # of a ping-pong round trip).
         task = _running_task()
-        if _effectively_cancelled(task):
-            await sleep(0)  # the checkpoint raises CancelledError
-        item = self._take()
-        if item is not _EMPTY:
-            return item  # type: ignore[no-any-return]
-        # The wait is spelled out here rather than awaited from _wait(): resuming
-        # through an extra frame costs a tenth of a ping-pong round trip.
+        try:
+            scope = task._scope
+        except AttributeError:
+            scope = _plain_task_scope(task)
+        while scope is not None:
+            if scope._cancel_called:
+                await sleep(0)  # the checkpoint raises CancelledError
+                break
+            if scope._shield:
+                break
+            scope = scope._parent
+        if task._must_cancel:
+            await sleep(0)
+        if self._closed:
+            raise ClosedResourceError("this receive stream has been closed")
         state = self._state
+        buffer = state.buffer
+        if buffer:
+            item = buffer.popleft()
+            if state.senders:
+                state.refill()
+            return item  # type: ignore[no-any-return]
+        senders = state.senders
+        while senders:
+            fut, item, _ = senders.popleft()
+            if not fut.done():  # done: its task is being cancelled, skip it
+                fut.set_result(True)
+                return item  # type: ignore[no-any-return]
+        if not state.open_send:
+            raise EndOfStream
         fut = task._loop.create_future()
         entry = (fut, self)
         state.receivers.append(entry)
