@@ -77,21 +77,31 @@ def get_current_task() -> TaskInfo:
     return TaskInfo(current_scope_task("get_current_task()"))
 
 
-def _is_blocked(task: asyncio.Task[Any]) -> bool:
+def _blocked_on(task: asyncio.Task[Any]) -> object:
+    """What ``task`` is blocked on, or None if it can run (or is running)."""
+    if task.done():
+        return task
     waiter = task._fut_waiter  # type: ignore[attr-defined]
-    return task.done() or (waiter is not None and not waiter.done())
+    return waiter if waiter is not None and not waiter.done() else None
 
 
 async def wait_all_tasks_blocked() -> None:
     """Return once every other task of this loop is blocked waiting on something.
 
     A task is blocked when it waits on a future that is not done.  Each round lets
-    every runnable task take one step, so this never sleeps and never returns while
-    another task is still runnable.
+    everything that is ready run once; the loop is settled when a whole round
+    passes in which no other task was runnable and none moved to another future
+    (so callbacks still in flight, such as a finished child waking its task group,
+    have run too).  This never sleeps and never returns while a task is runnable.
     """
     me = current_scope_task("wait_all_tasks_blocked()")
+    before: dict[asyncio.Task[Any], object] | None = None
     while True:
         await asyncio.sleep(0)
-        if all(_is_blocked(task) for task in asyncio.all_tasks() if task is not me):
-            return
-
+        now = {task: _blocked_on(task) for task in asyncio.all_tasks() if task is not me}
+        if all(waiter is not None for waiter in now.values()):
+            if now == before:
+                return
+            before = now
+        else:
+            before = None
