@@ -292,21 +292,22 @@ class _GroupScope(CancelScope):
     without touching CancelScope itself.
     """
 
-    __slots__ = ("_handles",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Weak: a handle that has run and that nobody holds needs no cancelling.
-        self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
+    # Weak: a handle that has run and that nobody holds needs no cancelling.
+    # Created on first use: most groups never own a callback.
+    _handles: weakref.WeakSet[asyncio.Handle] | None = None
 
     def _own(self, handle: asyncio.Handle) -> asyncio.Handle:
         if self._cancel_called:
             handle.cancel()
         else:
+            if self._handles is None:
+                self._handles = weakref.WeakSet()
             self._handles.add(handle)
         return handle
 
     def _cancel_handles(self) -> None:
+        if not self._handles:
+            return
         handles = list(self._handles)
         self._handles.clear()
         for handle in handles:
