@@ -8,25 +8,34 @@ backend's scopeloop loop, defined here, that overrides ``call_soon``,
 ``call_later``, ``call_at``, ``create_task`` and ``close``.  The ordinary loop
 classes are left untouched, so with debug off none of this code runs.
 
-For every task, timer (``call_later``/``call_at``) and callback (``call_soon``)
-created while a task runs, the debug loop records the creating task, that task's
-innermost cancel scope and the creation site: the innermost frame outside asyncio
-and scopeloop, and up to four of its callers.  It emits one ``LeftoverWarning``
-(a ``ResourceWarning``, attributed to the creation site) for each of these:
+The debug loop records every task, timer (``call_later``/``call_at``) and callback
+(``call_soon``) that the program's own code creates while a task runs: the
+creating task, that task's innermost cancel scope, and the creation site (the
+calling line, and up to four of its callers within the task).  It emits one
+``LeftoverWarning`` (a ``ResourceWarning``, attributed to the creation site) for
+each of these:
 
 * a timer or callback that is still pending when the task that created it ends,
   cancelled or not (a callback scheduled in the task's last step is reported when
   it runs, right after the task ended);
-* a task it spawned outside any task group that is still running when it ends;
+* a task it created outside any task group that is still running when it ends;
 * any of them still pending when the loop closes, if its task never ended.
 
-Work that asyncio and scopeloop schedule for themselves is not recorded (a task's
-steps, future callbacks, ``asyncio.sleep``, ``asyncio.timeout``, scope deadlines,
-task group internals), nor are children of ``asyncio.TaskGroup`` and scopeloop
-task groups, nor callbacks made with ``TaskGroup.call_soon``/``call_later`` (their
-group cancels them).  Python hides ``ResourceWarning`` by default; a debug loop
-shows ``LeftoverWarning`` unless the program configured warnings itself
-(``-W``, ``PYTHONWARNINGS``, or a filter for it).
+"The program's own code" is code outside the standard library (asyncio included),
+installed packages (site-packages) and scopeloop: libraries manage what they
+schedule for themselves (``asyncio.sleep`` and ``asyncio.timeout`` timers, a
+connection pool's timers, AnyIO's internal callbacks), and what asyncio's C code
+and uvloop schedule (task steps, future callbacks) is recognised and skipped too.
+Tasks created through ``asyncio.create_task``, ``ensure_future``, ``gather`` or
+``shield`` count as created by their caller; children of scopeloop task groups
+and of ``asyncio.TaskGroup`` belong to their group, and callbacks made with
+``TaskGroup.call_soon``/``call_later`` are cancelled by theirs.  Python hides
+``ResourceWarning`` by default; a debug loop shows ``LeftoverWarning`` unless the
+program configured warnings itself (``-W``, ``PYTHONWARNINGS``, or a filter).
+
+Debug mode costs: asyncio's own debug mode (which it turns on too) makes most
+operations 10-50 times slower; the recording adds a few microseconds per
+recorded operation.  ``integration/bench/bench_debug_overhead.py`` measures it.
 
 The tree
 --------
@@ -77,13 +86,16 @@ under them.  Tasks are sorted by name (numbers in names compare as numbers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import os
 import re
 import reprlib
 import signal
+import site
 import sys
+import sysconfig
 import threading
 import warnings
 import weakref
@@ -113,6 +125,24 @@ _ASYNCIO_TASKS = os.path.join(_ASYNCIO_DIR, "tasks.py")
 _BASE_EVENTS = os.path.join(_ASYNCIO_DIR, "base_events.py")
 _GROUP_FILE = os.path.join(_SCOPELOOP_DIR, "group.py")
 _STDLIB_DIR = os.path.dirname(os.path.dirname(asyncio.__file__)) + os.sep
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """The standard library, installed packages, and scopeloop itself."""
+    paths = sysconfig.get_paths()
+    dirs = {_STDLIB_DIR, _SCOPELOOP_DIR}
+    dirs.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                if key in paths)
+    with contextlib.suppress(AttributeError):  # site of an old virtualenv
+        dirs.update(site.getsitepackages())
+    with contextlib.suppress(AttributeError):
+        dirs.add(site.getusersitepackages())
+    return tuple(sorted({os.path.join(os.path.abspath(d), "") for d in dirs}))
+
+
+# Code here schedules work for itself (asyncio.sleep, a connection pool's timers, a
+# library's internal tasks) and manages it: what it schedules is not the program's.
+_LIBRARY_DIRS = _library_dirs()
 _SIGUSR1: int | None = getattr(signal, "SIGUSR1", None)  # absent on Windows
 
 _T = TypeVar("_T")
@@ -133,7 +163,7 @@ class _Record:
     """Who created a timer, callback or task, and where."""
 
     __slots__ = ("kind", "target", "callback", "args", "owner", "scope", "stack",
-                 "fired", "reported", "foreign_owner")
+                 "fired", "reported")
 
     def __init__(self, kind: str, owner: asyncio.Task[Any], stack: list[_Site]) -> None:
         self.kind = kind  # "timer", "callback" or "task"
@@ -145,9 +175,6 @@ class _Record:
         self.stack = stack
         self.fired = False
         self.reported = False
-        # A task owned by something else than its creator (asyncio.TaskGroup, or
-        # asyncio's own helpers): never a leftover of the creator.
-        self.foreign_owner = False
 
     @property
     def site(self) -> _Site:
@@ -163,33 +190,42 @@ class _Record:
         if not self.pending() or self.reported:
             return False
         if self.kind == "task":
-            return not self.foreign_owner and _attach_scope(self.target) is None
+            return _attach_scope(self.target) is None
         return True
 
 
-def _creation_stack(frame: FrameType | None) -> tuple[list[_Site], str]:
-    """The creation site (innermost frame outside asyncio and scopeloop) and callers.
+def _is_library(frame: FrameType) -> bool:
+    return frame.f_code.co_filename.startswith(_LIBRARY_DIRS)
 
-    Also returns the file of the innermost frame outside scopeloop, which tells who
-    is creating a task (asyncio's task groups own theirs).
-    """
-    caller = ""
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-        if not caller and not frame.f_code.co_filename.startswith(_SCOPELOOP_DIR):
-            caller = frame.f_code.co_filename
-        frame = frame.f_back
-    if not caller and frame is not None:
-        caller = frame.f_code.co_filename
+
+def _task_top(task: asyncio.Task[Any]) -> FrameType | None:
+    """The frame of the task's own coroutine: where its part of the stack ends."""
+    return getattr(task.get_coro(), "cr_frame", None)
+
+
+def _stack_from(frame: FrameType, top: FrameType | None) -> list[_Site]:
+    """``frame`` and its callers, out to the task's coroutine frame ``top``."""
     stack: list[_Site] = []
-    # The callers up to the event loop's machinery (or a task group's child wrapper).
-    while (frame is not None and len(stack) < _STACK_DEPTH
-           and not (stack and frame.f_code.co_filename.startswith(_INTERNAL_DIRS))):
-        code = frame.f_code
-        stack.append((code.co_filename, frame.f_lineno, code.co_qualname))
+    current: FrameType | None = frame
+    while current is not None and len(stack) < _STACK_DEPTH:
+        stack.append(_frame_site(current))
+        if current is top:
+            break
+        current = current.f_back
+        if current is not None and current.f_code.co_filename.startswith(_INTERNAL_DIRS):
+            break  # a task group's child wrapper, or the loop's own machinery
+    return stack
+
+
+def _program_frame(frame: FrameType | None, top: FrameType | None) -> FrameType | None:
+    """The innermost frame of the program's own code, within the task's stack."""
+    while frame is not None:
+        if not _is_library(frame):
+            return frame
+        if frame is top:
+            return None
         frame = frame.f_back
-    if not stack:
-        stack.append(("<unknown>", 0, "<unknown>"))
-    return stack, caller
+    return None
 
 
 def _is_internal_callback(callback: Any, args: tuple[Any, ...]) -> bool:
@@ -319,41 +355,62 @@ class _DebugLoopMixin:
                     self._diag_task(task, frame)  # being created right now
                 else:
                     self._diag_tasks[task] = None  # an eager task made elsewhere
+                    self._diag_watch(task)
             return None
-        if frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-            # Called by asyncio or scopeloop (or by call_later from call_at, or the
-            # other way round, inside this class).
+        if _is_library(frame):
+            # Scheduled by asyncio, scopeloop (or by call_later from call_at, or the
+            # other way round, inside this class) or an installed library, which
+            # manages what it schedules.
             return None
         if _is_internal_callback(callback, args):
             return None
         owner = asyncio.current_task(self)  # type: ignore[arg-type]
         if owner is None:
             return None
-        record = _Record(kind, owner, _creation_stack(frame)[0])
+        record = _Record(kind, owner, _stack_from(frame, _task_top(owner)))
         record.callback = callback
         record.args = args
         return record  # owned once the handle exists (_diag_created)
 
     def _diag_task(self, task: asyncio.Task[Any], frame: FrameType) -> None:
+        self._diag_watch(task)
         owner = asyncio.current_task(self)  # type: ignore[arg-type]
         if owner is None or owner is task:
             self._diag_tasks[task] = None
             return
-        stack, caller = _creation_stack(frame)
+        top = _task_top(owner)
+        # Who asked for the task: scopeloop's and asyncio.create_task()/gather()/
+        # shield()'s frames only pass the request on.
+        creator: FrameType | None = frame
+        while creator is not None and creator is not top and (
+                creator.f_code.co_filename.startswith(_SCOPELOOP_DIR)
+                or creator.f_code.co_filename == _ASYNCIO_TASKS):
+            creator = creator.f_back
+        site = _program_frame(creator, top)  # for the tree, whoever created it
+        if site is None:
+            self._diag_tasks[task] = None
+            return
+        stack = _stack_from(site, top)
         self._diag_tasks[task] = (weakref.ref(owner), stack[0])
-        record = _Record("task", owner, stack)
-        record.target = task
-        # asyncio.TaskGroup (and asyncio's other helpers, but for gather(), shield()
-        # and create_task() in tasks.py) own the tasks they create.
-        record.foreign_owner = caller.startswith(_ASYNCIO_DIR) and caller != _ASYNCIO_TASKS
-        self._diag_own(record)
+        if creator is site:
+            # The program's own code created it; a library (asyncio.TaskGroup,
+            # aiohttp...) owns the tasks it creates.
+            record = _Record("task", owner, stack)
+            record.target = task
+            self._diag_own(record)
+
+    def _diag_watch(self, task: asyncio.Task[Any]) -> set[_Record]:
+        owned = self._diag_owned.get(task)
+        if owned is None:
+            # Registered when the task is created, before anyone awaits it, so the
+            # check runs right when it ends: before an awaiting task could clean
+            # up after it (which would hide the leftover).
+            owned = self._diag_owned[task] = set()
+            task.add_done_callback(self._diag_owner_done, context=_NO_CONTEXT)
+        return owned
 
     def _diag_own(self, record: _Record) -> None:
-        owner = record.owner
-        owned = self._diag_owned.get(owner)
-        if owned is None:
-            owned = self._diag_owned[owner] = set()
-            owner.add_done_callback(self._diag_owner_done, context=_NO_CONTEXT)
+        owned = self._diag_watch(record.owner)
         owned.add(record)
         size = len(owned)
         if size >= 64 and size & (size - 1) == 0:

@@ -373,6 +373,55 @@ def test_tidy_program_produces_no_warning(backend: str) -> None:
     assert [str(w.message) for w in caught] == []
 
 
+def test_work_scheduled_by_a_library_is_the_librarys(backend: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "fakelib.py").write_text(
+        "import asyncio\n"
+        "def schedule():\n"
+        "    return asyncio.get_running_loop().call_later(30, print)\n"
+        "def spawn(coro):\n"
+        "    return asyncio.create_task(coro)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fakelib", raising=False)
+    import fakelib
+
+    async def user(made: list[Any], release: asyncio.Event) -> None:
+        made.append(fakelib.schedule())
+        made.append(fakelib.spawn(release.wait()))
+
+    async def main() -> None:
+        made: list[Any] = []
+        release = asyncio.Event()
+        await asyncio.create_task(user(made, release))
+        made[0].cancel()
+        release.set()
+        await made[1]
+
+    # As program code, the library's timer and task are the user task's leftovers...
+    assert [w.filename for w in run_debug(backend, main)] == [fakelib.__file__] * 2
+    # ...but installed code manages what it schedules: nothing is recorded.
+    monkeypatch.setattr(diagnostics, "_LIBRARY_DIRS",
+                        diagnostics._LIBRARY_DIRS + (str(tmp_path) + os.sep,))
+    assert run_debug(backend, main) == []
+
+
+def test_a_busy_task_keeps_few_records(backend: str) -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        ran = asyncio.Event()
+        for _ in range(300):
+            loop.call_later(30, print).cancel()
+            loop.call_soon(ran.set)
+        await ran.wait()
+        # Records of cancelled timers are dropped as the set doubles; those of
+        # callbacks that ran, as they run.
+        return len(loop._diag_owned[asyncio.current_task()])  # type: ignore[attr-defined,index]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert scopeloop.run(main, backend=backend, debug=True) < 300
+
+
 def test_structured_children_outliving_their_spawner_are_not_leftovers(backend: str) -> None:
     async def main() -> None:
         release = asyncio.Event()
