@@ -460,7 +460,8 @@ class _DebugLoopMixin:
         return None if origin is None else (origin[0](), origin[1])
 
 
-class DebugAsyncioEventLoop(_DebugLoopMixin, AsyncioEventLoop):
+# (The mixin's methods take the same arguments as asyncio's, typed more loosely.)
+class DebugAsyncioEventLoop(_DebugLoopMixin, AsyncioEventLoop):  # type: ignore[misc]
     """scopeloop over the stdlib selector loop, with leftover reports (debug mode)."""
 
     def __repr__(self) -> str:
@@ -469,7 +470,7 @@ class DebugAsyncioEventLoop(_DebugLoopMixin, AsyncioEventLoop):
 
 
 if UVLoopEventLoop is not None:
-    class DebugUVLoopEventLoop(_DebugLoopMixin, UVLoopEventLoop):  # type: ignore[misc]
+    class DebugUVLoopEventLoop(_DebugLoopMixin, UVLoopEventLoop):
         """scopeloop over uvloop, with leftover reports (debug mode)."""
 
         def __repr__(self) -> str:
@@ -480,7 +481,7 @@ if UVLoopEventLoop is not None:
 def debug_loop_class(backend: str) -> type[asyncio.AbstractEventLoop]:
     """The debug-mode loop class for ``backend`` ("uvloop" or "asyncio")."""
     if backend == "uvloop":
-        return DebugUVLoopEventLoop  # type: ignore[no-any-return]
+        return DebugUVLoopEventLoop
     return DebugAsyncioEventLoop
 
 
@@ -718,7 +719,7 @@ class _Tree:
             if attach is not None and attach._host in live:
                 self._children.setdefault(attach, []).append(task)
             elif attach is None and origin is not None and origin[0] in live:
-                self._loose.setdefault(origin[0], []).append(task)  # type: ignore[index]
+                self._loose.setdefault(origin[0], []).append(task)
             else:
                 self._roots.append(task)
 
