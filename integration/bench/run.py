@@ -80,8 +80,11 @@ COMPARISONS = (
 )
 
 _REPS, _QUICK_REPS = 5, 3
-_MIN_REPS = 3  # repetitions run even when the time budget is exceeded
-_BUDGET = 270.0  # seconds: no repetition starts that would likely end after this
+# Seconds after which no further repetition starts if it would probably end later,
+# and the repetitions that run regardless (full run, --quick): a heavily loaded
+# machine still finishes in about 5 minutes (1 minute with --quick).
+_BUDGET, _QUICK_BUDGET = 270.0, 40.0
+_MIN_REPS, _QUICK_MIN_REPS = 3, 1
 _TIMEOUT = 120.0  # seconds one measurement may take before its worker is killed
 # Variables that would turn on a debug mode and make every figure meaningless.
 _DEBUG_VARIABLES = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC",
@@ -341,11 +344,12 @@ def _repetition(rep: int, workloads: list[Workload], columns: list[Column],
 
 
 def run_suite(workloads: list[Workload], columns: list[Column], reps: int, quick: bool,
-              timeout: float, budget: float, progress: Callable[[str], None]
+              timeout: float, budget: float, min_reps: int,
+              progress: Callable[[str], None]
               ) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], int]:
     """Measure every workload on every column ``reps`` times, interleaved.
 
-    Stops after ``_MIN_REPS`` repetitions if another one would probably not end
+    Stops after ``min_reps`` repetitions if another one would probably not end
     within ``budget`` seconds of the start (a heavily loaded machine).  Returns the
     results and the number of repetitions done.
     """
@@ -355,7 +359,7 @@ def run_suite(workloads: list[Workload], columns: list[Column], reps: int, quick
     began = time.monotonic()
     longest = 0.0
     for rep in range(reps):
-        if rep >= _MIN_REPS and time.monotonic() - began + longest > budget:
+        if rep >= min_reps and time.monotonic() - began + longest > budget:
             progress(f"stopping after {rep} repetitions: another would end past the "
                      f"{budget:.0f} s budget (--budget)")
             return results, rep
@@ -559,9 +563,10 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join(COLUMN))
     parser.add_argument("--reps", type=int, help=f"repetitions (default {_REPS}, "
                         f"{_QUICK_REPS} with --quick)")
-    parser.add_argument("--budget", type=float, default=_BUDGET,
-                        help=f"seconds; stop adding repetitions (after {_MIN_REPS}) when "
-                             f"the next would end later (default {_BUDGET:.0f})")
+    parser.add_argument("--budget", type=float,
+                        help=f"seconds; stop adding repetitions (after {_MIN_REPS}, or "
+                             f"{_QUICK_MIN_REPS} with --quick) when the next would end "
+                             f"later (default {_BUDGET:.0f}, {_QUICK_BUDGET:.0f} with --quick)")
     parser.add_argument("--timeout", type=float, default=_TIMEOUT,
                         help="seconds one measurement may take")
     parser.add_argument("--profile", metavar="WORKLOAD",
@@ -580,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     workloads = [WORKLOADS[k] for k in _pick(args.only, WORKLOADS, "workload")]
     columns = [COLUMN[k] for k in _pick(args.columns, COLUMN, "column")]
     reps = args.reps or (_QUICK_REPS if args.quick else _REPS)
+    budget = args.budget or (_QUICK_BUDGET if args.quick else _BUDGET)
     info = machine_info()
     began = time.monotonic()
 
@@ -589,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"running {len(workloads)} workloads x {len(columns)} columns x {reps} "
              f"repetitions{' (quick)' if args.quick else ''} ...")
     results, reps = run_suite(workloads, columns, reps, args.quick, args.timeout,
-                              args.budget, progress)
+                              budget, _QUICK_MIN_REPS if args.quick else _MIN_REPS,
+                              progress)
     summary = summarise(workloads, columns, results)
     info["loadavg_end"] = list(os.getloadavg())
     info["duration_s"] = round(time.monotonic() - began, 1)
@@ -599,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "machine": info,
         "settings": {"quick": args.quick, "reps": reps, "timeout": args.timeout,
-                     "budget": args.budget},
+                     "budget": budget},
         "columns": [vars(c) for c in columns],
         "comparisons": [{"ours": o, "theirs": t, "kind": k} for o, t, k in COMPARISONS],
         "workloads": [{"key": w.key, "title": w.title, "unit": w.unit, "kind": w.kind,
