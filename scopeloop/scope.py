@@ -27,6 +27,7 @@ from .task import (
     _base_cancelling,
     _current_task,
     current_scope_task,
+    recheck_soon,
 )
 
 __all__ = (
@@ -80,7 +81,12 @@ class CancelScope:
         if self._state is not _CREATED:
             raise RuntimeError("this CancelScope has already been entered; "
                                "create a new CancelScope for each 'with' block")
-        task = _current_task()
+        try:
+            task = _current_task()
+        except RuntimeError:
+            # No running loop: let current_scope_task() say how to get one, rather
+            # than asyncio's bare "no running event loop" (DESIGN §3.6).
+            task = None
         if type(task) is not Task:
             task = current_scope_task("CancelScope")  # a subclass, or a clear error
         self._host = task
@@ -280,10 +286,14 @@ def _deliver_below(top: CancelScope) -> None:
     pending: list[tuple[Task, CancelScope]] = [(top._host, top)]
     if top._spawned:
         pending.extend((child, top) for child in top._spawned)
+    batch: list[Task] = []
     while pending:
         task, root = pending.pop()
-        nested: list[CancelScope] = []
         scope = task._scope
+        if scope is root:
+            task._deliver_scope_cancel(batch)  # the common case: a group's child
+            continue
+        nested: list[CancelScope] = []
         while scope is not None and scope is not root:
             nested.append(scope)
             scope = scope._parent
@@ -297,7 +307,8 @@ def _deliver_below(top: CancelScope) -> None:
             if scope._spawned:
                 pending.extend((child, scope) for child in scope._spawned)
         if reached:
-            task._deliver_scope_cancel()
+            task._deliver_scope_cancel(batch)
+    recheck_soon(top._host._loop, batch)
 
 
 def _check_deadline(value: Any) -> float:

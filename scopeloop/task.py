@@ -92,6 +92,13 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     def uncancel(self) -> int:
         """Withdraw one native ``cancel()`` request; scope requests are not touched."""
         if _base_cancelling(self) > self._scope_owned:
+            if self._scope_owned and _current_task(self._loop) is self:
+                # Running: the scope interrupts those counts stand for were consumed
+                # when this step began.  Drop them first, so that on 3.13 an
+                # uncancel() to zero clears a pending native request as on a stock
+                # Task (test_property_scopes: cancel + uncancel after a caught scope
+                # cancellation left the native interrupt pending).
+                self._withdraw_scope_requests()
             return _base_uncancel(self) - self._scope_owned
         return 0
 
@@ -108,47 +115,59 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             scope = scope._parent
         return None
 
-    def _deliver_scope_cancel(self) -> None:
+    def _deliver_scope_cancel(self, batch: list[Task] | None = None) -> None:
         """Interrupt this task at its next checkpoint if it is effectively cancelled.
 
         Safe to call at any time and any number of times: at most one delivery is
-        in flight per task, and it re-decides after the task's next step.
+        in flight per task, and it re-decides after the task's next step.  A caller
+        delivering to many tasks passes ``batch`` and schedules one re-check for all
+        of them afterwards (``recheck_soon``): every wake-up caused here is queued
+        before that re-check, so it still runs after each task's step.
         """
         if self._scope_pending is not None or self.done():
             return
         scope = self._cancelling_scope()
         if scope is None:
             return
-        loop = self._loop
         waiter = self._fut_waiter
         if waiter is None:
-            if _current_task(loop) is self or _not_started(self.get_coro()) or self._must_cancel:
-                # Running now, not yet started, or already about to be interrupted
-                # natively: decide again once the current or first step is over.
-                self._scope_pending = _QUEUED
-                loop.call_soon(self._recheck, context=_NO_CONTEXT)
-                return
-            # Ready to run with nothing to cancel but the task itself.
-            _base_cancel(self, scope._cancel_message())
-            self._scope_owned += 1
+            if not (_current_task(self._loop) is self or _not_started(self.get_coro())
+                    or self._must_cancel):
+                # Ready to run with nothing to cancel but the task itself.
+                _base_cancel(self, scope._cancel_message())
+                self._scope_owned += 1
+            # Otherwise: running now, not yet started, or already about to be
+            # interrupted natively; decide again once that step is over.
             self._scope_pending = _QUEUED
-            loop.call_soon(self._recheck, context=_NO_CONTEXT)
         elif waiter.done():
             # Its wake-up is already queued: the operation completed, let the task
             # see the result and interrupt it at its next checkpoint instead.
             self._scope_pending = _QUEUED
-            loop.call_soon(self._recheck, context=_NO_CONTEXT)
         else:
-            # The done-callback runs right after the task's own wake-up.
             self._scope_pending = waiter
-            waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
             waiter.cancel(scope._cancel_message())
+        if batch is None:
+            self._loop.call_soon(self._recheck, context=_NO_CONTEXT)
+        else:
+            batch.append(self)
 
     def _on_waiter_done(self, waiter: asyncio.Future[Any]) -> None:
         if self._scope_pending is waiter:
             self._recheck()
 
     def _recheck(self) -> None:
+        """Runs after the step that a delivery made the task take."""
+        pending = self._scope_pending
+        if pending is not _QUEUED and pending is not None and self._fut_waiter is pending:
+            # Still blocked on the future we cancelled: it is a task that has not
+            # finished unwinding (or a future that refused), or its wake-up is
+            # queued behind us.  Decide again right after that wake-up.
+            if pending.done():  # type: ignore[attr-defined]
+                self._loop.call_soon(self._recheck, context=_NO_CONTEXT)
+            else:
+                pending.add_done_callback(  # type: ignore[attr-defined]
+                    self._on_waiter_done, context=_NO_CONTEXT)
+            return
         self._scope_pending = None
         if self._scope_owned and not self._must_cancel:
             self._withdraw_scope_requests()
@@ -165,6 +184,17 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         for _ in range(self._scope_owned):
             _base_uncancel(self)
         self._scope_owned = 0
+
+
+def recheck_soon(loop: asyncio.AbstractEventLoop, batch: list[Task]) -> None:
+    """Schedule one re-check for every task a batch of deliveries reached."""
+    if batch:
+        loop.call_soon(_recheck_all, batch, context=_NO_CONTEXT)
+
+
+def _recheck_all(batch: list[Task]) -> None:
+    for task in batch:
+        task._recheck()
 
 
 def _not_started(coro: Any) -> bool:
@@ -202,4 +232,11 @@ def current_scope_task(api: str = "this scopeloop API") -> Task:
 
 
 if sys.version_info >= (3, 12):
-    eager_task_factory = asyncio.create_eager_task_factory(Task)
+    def eager_task_factory(loop: asyncio.AbstractEventLoop, coro: Any, *,
+                           eager_start: bool | None = None, **kwargs: Any) -> Task:
+        """A task factory that starts scopeloop Tasks eagerly (``loop.set_task_factory``)."""
+        # Not asyncio.create_eager_task_factory(Task): uvloop on 3.13 passes
+        # eager_start (None: "the factory's default") to every task factory, which
+        # the stdlib's factory of 3.12/3.13.0 rejects with a TypeError.
+        return Task(coro, loop=loop, eager_start=True if eager_start is None else eager_start,
+                    **kwargs)
