@@ -44,19 +44,21 @@ to stderr.  A debug loop also prints it on SIGUSR1 (Unix, main thread; the
 environment variable ``SCOPELOOP_TREE_SIGNAL`` names another signal, or ``off``),
 and ``print_tree_on_signal()`` does the same for any loop.  Example::
 
-    scopeloop task tree: 3 tasks (uvloop backend)
-    task 'Task-1' waiting at scopeloop/group.py:160 in TaskGroup.__aexit__(), called from app.py:30 in main()
-    `- scope 7f0c2d1e5a90
-       `- scope 7f0c2d1e5b10: task group with 2 tasks, cancelled (KeyboardInterrupt)
-          +- task 'app.consumer' waiting at asyncio/locks.py:212 in Event.wait(), called from app.py:12 in consumer()
-          |  `- scope 7f0c2d1e5c50: shield, deadline in 4.250s
-          `- task 'app.producer' ready at app.py:20 in producer(); cancelled by scope 7f0c2d1e5b10 (KeyboardInterrupt)
+    scopeloop task tree: 2 tasks (uvloop backend, debug)
+    task 'Task-1' waiting at scopeloop/group.py:171 in TaskGroup.__aexit__(), called from app.py:20 in main()
+    `- scope 7f486473eb50: cancelled (KeyboardInterrupt)
+       `- scope 7f486473ee10: task group with 1 task, cancelled
+          `- task 'cleanup' waiting at asyncio/tasks.py:649 in sleep(), called from app.py:15 in cleanup(); created at app.py:22 in main()
+             `- scope 7f486476bd50: shield
+
+(after Ctrl+C: the root scope is cancelled, and the program waits for a shielded
+cleanup that sleeps).
 
 Format, line by line:
 
 * The header: ``scopeloop task tree: N tasks (<backend> backend[, debug])``.
-* Below it, one node per line; a child is indented under its parent with ``+- ``
-  (more siblings follow) or ```- `` (last sibling), and ``|  `` or three spaces
+* Below it, one node per line; a child is indented under its parent with "+- "
+  (more siblings follow) or "`- " (the last sibling), and "|  " or three spaces
   continue the parent's column.  Roots start at column 0.
 * ``task '<name>' <state> at <file>:<line> in <function>()``: *state* is
   ``running`` (the task calling format_tree), ``waiting`` (blocked on a future)

@@ -502,8 +502,11 @@ def test_group_callbacks_are_cancelled_with_the_group(run: Any, how: str) -> Non
                     tg.start_soon(fail)
                 else:
                     raise KeyError("host")
-        # (The call_soon callback may have run before a deadline or a failure.)
-        assert fired == ([] if how in ("cancel", "host error") else [2])
+        assert 1 not in fired
+        if how in ("cancel", "host error"):
+            assert fired == []  # cancelled before the loop ran anything
+        # (Else the call_soon callback may have run before the deadline or the
+        # failure; cancelling a handle that ran is harmless.)
         return later.cancelled() and soon.cancelled(), seen_while_open == [True]
 
     assert run(main) == (True, True)
