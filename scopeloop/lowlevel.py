@@ -22,7 +22,11 @@ async def checkpoint() -> None:
 
 async def sleep_until(deadline: float) -> None:
     """Sleep until ``loop.time()`` reaches ``deadline`` (a checkpoint even if it has)."""
-    await asyncio.sleep(max(deadline - asyncio.get_running_loop().time(), 0))
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(deadline - loop.time(), 0))
+    # uvloop rounds timers to milliseconds and may wake a little early.
+    while (remaining := deadline - loop.time()) > 0:
+        await asyncio.sleep(remaining)
 
 
 async def sleep_forever() -> None:
