@@ -79,14 +79,14 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
 
 def _spawn(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
            coro: Coroutine[Any, Any, Any], name: Any) -> Task:
-    task = _create_child(loop, owner, coro, name)
+    task = _create_child(loop, scope, owner, coro, name)
     _place(task, scope)
     # The callback reads no context variables: no context copy per child.
     task.add_done_callback(owner._child_done, context=_NO_CONTEXT)
     return task
 
 
-def _create_child(loop: asyncio.AbstractEventLoop, owner: Any,
+def _create_child(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
                   coro: Coroutine[Any, Any, Any], name: Any) -> Task:
     wrapped = _run_child(owner, coro)
     name = None if name is None else str(name)
@@ -95,7 +95,12 @@ def _create_child(loop: asyncio.AbstractEventLoop, owner: Any,
         # Python-level method call is measurable when spawning thousands.
         task: asyncio.Task[Any] = Task(wrapped, loop=loop, name=name)
     else:
-        task = loop.create_task(wrapped, name=name)
+        # A task factory may start the task eagerly: tell it the scope first.
+        loop._spawn_scope = scope  # type: ignore[attr-defined]
+        try:
+            task = loop.create_task(wrapped, name=name)
+        finally:
+            loop._spawn_scope = None  # type: ignore[attr-defined]
     if not isinstance(task, Task):
         task.cancel()
         raise RuntimeError("the loop's task factory does not create scopeloop Tasks, so "
@@ -394,7 +399,7 @@ class _StartStatus:
         with starter:
             starter._spawned = set()
             self._ready = loop.create_future()
-            task = self._task = _create_child(loop, self, coro, name)
+            task = self._task = _create_child(loop, starter, self, coro, name)
             if not self._moved:  # (an eager task may have started in its first step)
                 _place(task, starter)
             task.add_done_callback(self._child_done, context=_NO_CONTEXT)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             scope = scope._parent
         return None
 
-    def _deliver_scope_cancel(self, batch: list[Task] | None = None) -> None:
+    def _deliver_scope_cancel(self, batch: list[Task] | None = None,
+                              again: bool = False) -> None:
         """Interrupt this task at its next checkpoint if it is effectively cancelled.
 
         Safe to call at any time and any number of times: at most one delivery is
@@ -143,6 +145,14 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             # Its wake-up is already queued: the operation completed, let the task
             # see the result and interrupt it at its next checkpoint instead.
             self._scope_pending = _QUEUED
+        elif again and _waits_in_stdlib_group_exit(self):
+            # asyncio.TaskGroup catches the CancelledError of its exit wait, aborts
+            # its children and waits again: interrupting every such wait would only
+            # spin until they finish.  It re-raises the first interruption when they
+            # have, so wait for that instead.
+            self._scope_pending = waiter
+            waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
+            return
         else:
             self._scope_pending = waiter
             waiter.cancel(scope._cancel_message())
@@ -172,7 +182,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         if self._scope_owned and not self._must_cancel:
             self._withdraw_scope_requests()
         if not self.done():
-            self._deliver_scope_cancel()
+            self._deliver_scope_cancel(again=True)
 
     def _withdraw_scope_requests(self) -> None:
         """Remove the base-counter requests that scope delivery added.
@@ -195,6 +205,18 @@ def recheck_soon(loop: asyncio.AbstractEventLoop, batch: list[Task]) -> None:
 def _recheck_all(batch: list[Task]) -> None:
     for task in batch:
         task._recheck()
+
+
+_STDLIB_GROUP_EXIT = asyncio.TaskGroup.__aexit__.__code__
+
+
+def _waits_in_stdlib_group_exit(task: Task) -> bool:
+    """Whether ``task`` is suspended directly in ``asyncio.TaskGroup.__aexit__``."""
+    coro = task.get_coro()
+    inner = getattr(coro, "cr_await", None)
+    while inner is not None and type(inner) is CoroutineType:
+        coro, inner = inner, inner.cr_await
+    return getattr(coro, "cr_code", None) is _STDLIB_GROUP_EXIT
 
 
 def _not_started(coro: Any) -> bool:
@@ -238,5 +260,12 @@ if sys.version_info >= (3, 12):
         # Not asyncio.create_eager_task_factory(Task): uvloop on 3.13 passes
         # eager_start (None: "the factory's default") to every task factory, which
         # the stdlib's factory of 3.12/3.13.0 rejects with a TypeError.
-        return Task(coro, loop=loop, eager_start=True if eager_start is None else eager_start,
-                    **kwargs)
+        task = Task.__new__(Task)
+        # A task group spawning through this factory names the scope the child
+        # belongs to; set it before __init__, which runs the first step.
+        scope = getattr(loop, "_spawn_scope", None)
+        if scope is not None:
+            task._scope = scope
+        Task.__init__(task, coro, loop=loop,
+                      eager_start=True if eager_start is None else eager_start, **kwargs)
+        return task
