@@ -167,16 +167,15 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
 
     def _recheck(self) -> None:
         """Runs after the step that a delivery made the task take."""
-        pending = self._scope_pending
-        if pending is not _QUEUED and pending is not None and self._fut_waiter is pending:
+        waiter = self._fut_waiter
+        if waiter is not None and waiter is self._scope_pending:
             # Still blocked on the future we cancelled: it is a task that has not
             # finished unwinding (or a future that refused), or its wake-up is
             # queued behind us.  Decide again right after that wake-up.
-            if pending.done():  # type: ignore[attr-defined]
+            if waiter.done():
                 self._loop.call_soon(self._recheck, context=_NO_CONTEXT)
             else:
-                pending.add_done_callback(  # type: ignore[attr-defined]
-                    self._on_waiter_done, context=_NO_CONTEXT)
+                waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
             return
         self._scope_pending = None
         if self._scope_owned and not self._must_cancel:
