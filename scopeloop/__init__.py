@@ -7,10 +7,10 @@ names, on a real asyncio loop (stdlib or uvloop) where ``Task.cancel()``,
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from . import from_thread, to_thread  # submodules, as in AnyIO: to_thread.run_sync(...)
-from .diagnostics import LeftoverWarning, format_tree, print_tree
+from typing import TYPE_CHECKING, Any
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
 from .lowlevel import (
@@ -56,15 +56,54 @@ from .sync import (
     SemaphoreStatistics,
 )
 from .task import Task
-from .tcp import (
-    BusyResourceError,
-    SocketAttribute,
-    SocketStream,
-    TCPListener,
-    TypedAttributeLookupError,
-    connect_tcp,
-    create_tcp_listener,
-)
+
+
+# Threads, TCP and diagnostics pull in threading, socket/ssl and traceback
+# machinery that most programs never use: they are imported on first access
+# (PEP 562), which keeps `import scopeloop` and interpreter teardown light.
+_LAZY = {
+    "to_thread": (".to_thread", None),
+    "from_thread": (".from_thread", None),
+    "LeftoverWarning": (".diagnostics", "LeftoverWarning"),
+    "format_tree": (".diagnostics", "format_tree"),
+    "print_tree": (".diagnostics", "print_tree"),
+    "BusyResourceError": (".tcp", "BusyResourceError"),
+    "SocketAttribute": (".tcp", "SocketAttribute"),
+    "SocketStream": (".tcp", "SocketStream"),
+    "TCPListener": (".tcp", "TCPListener"),
+    "TypedAttributeLookupError": (".tcp", "TypedAttributeLookupError"),
+    "connect_tcp": (".tcp", "connect_tcp"),
+    "create_tcp_listener": (".tcp", "create_tcp_listener"),
+}
+
+if TYPE_CHECKING:
+    from . import from_thread, to_thread
+    from .diagnostics import LeftoverWarning, format_tree, print_tree
+    from .tcp import (
+        BusyResourceError,
+        SocketAttribute,
+        SocketStream,
+        TCPListener,
+        TypedAttributeLookupError,
+        connect_tcp,
+        create_tcp_listener,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'scopeloop' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BACKENDS",
