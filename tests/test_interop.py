@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -125,8 +126,17 @@ def test_scope_cancelled_inside_timeout(run):
     run(main)
 
 
+def overdue(when: float) -> None:
+    """Hold the loop (blocking) until ``when`` has passed by a margin.
+
+    Timers due by then all fire in the loop's next iteration, in the order of their
+    due times, whatever rounding the backend applies (uvloop keeps milliseconds).
+    """
+    time.sleep(max(0.0, when - asyncio.get_running_loop().time()) + 0.02)
+
+
 def test_timeout_and_scope_deadline_in_the_same_iteration_through_deadlines(run):
-    """Both timers are due at the same loop time, so they fire in one iteration.
+    """Both timers are due at the same loop time and fire in one iteration.
 
     Exactly one of them reports: a TimeoutError (the scope did not catch), or the
     scope catches (no TimeoutError).  Nothing is left behind either way.
@@ -134,16 +144,18 @@ def test_timeout_and_scope_deadline_in_the_same_iteration_through_deadlines(run)
     async def main():
         loop = asyncio.get_running_loop()
         for nesting in ("timeout_outside", "scope_outside"):
-            when = loop.time() + 0.02
+            when = loop.time() + 0.01
             timed_out = False
             try:
                 if nesting == "timeout_outside":
                     async with asyncio.timeout_at(when) as timeout:
                         with CancelScope(deadline=when) as scope:
+                            overdue(when)
                             await asyncio.sleep(1000)
                 else:
                     with CancelScope(deadline=when) as scope:
                         async with asyncio.timeout_at(when) as timeout:
+                            overdue(when)
                             await asyncio.sleep(1000)
             except TimeoutError:
                 timed_out = True
@@ -161,8 +173,8 @@ def test_timeout_and_scope_deadline_in_the_same_iteration_through_deadlines(run)
 @pytest.mark.parametrize("first", ["timeout", "scope"])
 @pytest.mark.parametrize("nesting", ["timeout_outside", "scope_outside"])
 def test_timeout_and_scope_expire_in_the_same_iteration(run, first, nesting):
-    """Both fire in one loop iteration, in a chosen order (timers due at the same
-    time run in the order they were scheduled).
+    """Both fire in one loop iteration, in a chosen order (the second is due 5 ms
+    after the first; the loop is held until both are overdue).
 
     An outer asyncio.timeout always reports TimeoutError (as with nested stock
     timeouts).  An outer scope catches when its cancellation reached the task
@@ -172,15 +184,17 @@ def test_timeout_and_scope_expire_in_the_same_iteration(run, first, nesting):
     """
     async def main():
         loop = asyncio.get_running_loop()
-        when = loop.time() + 0.02
+        when = loop.time() + 0.01
+        then = when + 0.005
 
         async def body(timeout: asyncio.Timeout, scope: CancelScope) -> None:
             if first == "timeout":
                 timeout.reschedule(when)
-                scope.deadline = when
+                scope.deadline = then
             else:
                 scope.deadline = when
-                timeout.reschedule(when)
+                timeout.reschedule(then)
+            overdue(then)
             await asyncio.sleep(1000)
 
         timed_out = False
