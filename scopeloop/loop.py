@@ -38,9 +38,18 @@ class _ScopeLoopMixin:
     def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
                     context: Any = None, **kwargs: Any) -> asyncio.Task[Any]:
         """Schedule ``coro`` as a scopeloop Task (or via the installed task factory)."""
-        if self.get_task_factory() is not None:  # type: ignore[attr-defined]
-            task: asyncio.Task[Any] = super().create_task(  # type: ignore[misc]
-                coro, name=name, context=context, **kwargs)
+        factory = self.get_task_factory()  # type: ignore[attr-defined]
+        if factory is not None:
+            # Called as the stdlib loop calls it: uvloop also passes eager_start=None,
+            # which the stdlib's eager factory of 3.12/3.13.0 rejects.
+            if self.is_closed():  # type: ignore[attr-defined]
+                raise RuntimeError("Event loop is closed")
+            if context is None:
+                task: asyncio.Task[Any] = factory(self, coro, **kwargs)
+            else:
+                task = factory(self, coro, context=context, **kwargs)
+            if name is not None:
+                task.set_name(name)
             return task
         if self.is_closed():  # type: ignore[attr-defined]
             raise RuntimeError("Event loop is closed")

@@ -253,18 +253,22 @@ def current_scope_task(api: str = "this scopeloop API") -> Task:
 
 
 if sys.version_info >= (3, 12):
-    def eager_task_factory(loop: asyncio.AbstractEventLoop, coro: Any, *,
-                           eager_start: bool | None = None, **kwargs: Any) -> Task:
-        """A task factory that starts scopeloop Tasks eagerly (``loop.set_task_factory``)."""
-        # Not asyncio.create_eager_task_factory(Task): uvloop on 3.13 passes
-        # eager_start (None: "the factory's default") to every task factory, which
-        # the stdlib's factory of 3.12/3.13.0 rejects with a TypeError.
-        task = Task.__new__(Task)
-        # A task group spawning through this factory names the scope the child
-        # belongs to; set it before __init__, which runs the first step.
-        scope = getattr(loop, "_spawn_scope", None)
-        if scope is not None:
-            task._scope = scope
-        Task.__init__(task, coro, loop=loop,
-                      eager_start=True if eager_start is None else eager_start, **kwargs)
-        return task
+    class _EagerTask(Task):
+        """A Task whose first step may run inside its constructor (eager start).
+
+        A task group spawning through a task factory names the scope the child
+        belongs to on the loop; it has to be in place before that first step, so
+        this class (unlike Task, which avoids a Python-level __init__ for speed)
+        sets it in __init__.
+        """
+
+        def __init__(self, coro: Any, *, loop: asyncio.AbstractEventLoop | None = None,
+                     **kwargs: Any) -> None:
+            scope = getattr(loop, "_spawn_scope", None)
+            if scope is not None:
+                self._scope = scope
+            super().__init__(coro, loop=loop, **kwargs)
+
+    # The stdlib's own factory over scopeloop's Task: AnyIO recognises it (by its
+    # code) and then starts its tasks correctly; a look-alike function breaks that.
+    eager_task_factory = asyncio.create_eager_task_factory(_EagerTask)
