@@ -26,6 +26,7 @@ from .task import (
     Task,
     _base_cancelling,
     _current_task,
+    cancelled_region,
     current_scope_task,
     recheck_soon,
 )
@@ -197,14 +198,7 @@ class CancelScope:
         return self._message
 
     def _effectively_cancelled(self) -> bool:
-        scope: CancelScope | None = self
-        while scope is not None:
-            if scope._cancel_called:
-                return True
-            if scope._shield:
-                return False
-            scope = scope._parent
-        return False
+        return cancelled_region(self) is not None
 
     # -- deadline -----------------------------------------------------------------
 

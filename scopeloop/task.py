@@ -107,14 +107,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
 
     def _cancelling_scope(self) -> CancelScope | None:
         """The innermost cancelled scope whose cancellation reaches this task."""
-        scope = self._scope
-        while scope is not None:
-            if scope._cancel_called:
-                return scope
-            if scope._shield:
-                return None
-            scope = scope._parent
-        return None
+        return cancelled_region(self._scope)
 
     def _deliver_scope_cancel(self, batch: list[Task] | None = None,
                               again: bool = False) -> None:
@@ -193,6 +186,17 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         for _ in range(self._scope_owned):
             _base_uncancel(self)
         self._scope_owned = 0
+
+
+def cancelled_region(scope: CancelScope | None) -> CancelScope | None:
+    """The innermost cancelled scope from ``scope`` up to the nearest shield, if any."""
+    while scope is not None:
+        if scope._cancel_called:
+            return scope
+        if scope._shield:
+            return None
+        scope = scope._parent
+    return None
 
 
 def recheck_soon(loop: asyncio.AbstractEventLoop, batch: list[Task]) -> None:

@@ -56,7 +56,7 @@ from typing import Any
 from .group import TaskGroup, create_task_group
 from .scope import CancelScope, _check_delay, move_on_after
 from .streams import BrokenResourceError, ClosedResourceError, EndOfStream
-from .task import ScopeCancelMessage
+from .task import ScopeCancelMessage, cancelled_region
 
 __all__ = (
     "connect_tcp", "create_tcp_listener", "SocketStream", "TCPListener", "SocketAttribute",
@@ -154,14 +154,8 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> bool:
         raise RuntimeError("TCP streams and listeners must be used inside a task")
     if task._must_cancel:
         return True
-    scope = getattr(task, "_scope", None)  # None for a plain asyncio Task
-    while scope is not None:
-        if scope._cancel_called:
-            return True
-        if scope._shield:
-            return False
-        scope = scope._parent
-    return False
+    # A plain asyncio Task has no _scope: only its native state counts.
+    return cancelled_region(getattr(task, "_scope", None)) is not None
 
 
 # -- the stream ----------------------------------------------------------------------
