@@ -14,7 +14,7 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType, TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .scope import CancelScope
 from .task import _NO_CONTEXT, Task, current_scope_task
@@ -22,7 +22,6 @@ from .task import _NO_CONTEXT, Task, current_scope_task
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
 
 T_contra = TypeVar("T_contra", contravariant=True)
-T = TypeVar("T")
 
 
 class TaskStatus(Protocol[T_contra]):
