@@ -2,8 +2,8 @@
 
 Children are spawned *into* the group's cancel scope: cancelling that scope reaches
 them through the same walk that reaches the host, and shields inside them hold.
-A child that fails cancels the scope from inside its own step, before any other
-task runs.  Waiting for the children in ``__aexit__`` happens behind an internal
+A child that fails cancels the scope from its done callback, which is queued by
+the failing step: every other task's next checkpoint raises.  Waiting for the children in ``__aexit__`` happens behind an internal
 shield, so scope cancellation does not re-interrupt the wait (and cannot spin);
 native cancellation still gets through, as it does through every shield.
 """
@@ -42,17 +42,6 @@ class _IgnoredTaskStatus:
 TASK_STATUS_IGNORED: Any = _IgnoredTaskStatus()
 
 
-async def _run_child(owner: Any, coro: Awaitable[Any]) -> None:
-    # Errors are reported to the owner from inside the failing step itself, so the
-    # group is cancelled before any other task can run.
-    try:
-        await coro
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
-        owner._child_failed(exc)
-
-
 _NOT_CALLED: Any = object()
 
 
@@ -76,28 +65,19 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
     return coro
 
 
-def _spawn(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
-           coro: Coroutine[Any, Any, Any], name: Any) -> Task:
-    task = _create_child(loop, scope, owner, coro, name)
-    _place(task, scope)
-    # The callback reads no context variables: no context copy per child.
-    task.add_done_callback(owner._child_done, context=_NO_CONTEXT)
-    return task
-
-
-def _create_child(loop: asyncio.AbstractEventLoop, scope: CancelScope, owner: Any,
+def _create_child(loop: asyncio.AbstractEventLoop, scope: CancelScope,
                   coro: Coroutine[Any, Any, Any], name: Any) -> Task:
-    wrapped = _run_child(owner, coro)
+    """Create the task that runs ``coro`` for a group, in ``scope``."""
     name = None if name is None else str(name)
-    if loop.get_task_factory() is None:
+    if getattr(loop, "_no_task_factory", False):
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
-        task: asyncio.Task[Any] = Task(wrapped, loop=loop, name=name)
+        task: asyncio.Task[Any] = Task(coro, loop=loop, name=name)
     else:
         # A task factory may start the task eagerly: tell it the scope first.
         loop._spawn_scope = scope  # type: ignore[attr-defined]
         try:
-            task = loop.create_task(wrapped, name=name)
+            task = loop.create_task(coro, name=name)
         finally:
             loop._spawn_scope = None  # type: ignore[attr-defined]
     if not isinstance(task, Task):
@@ -118,7 +98,7 @@ def _place(task: Task, scope: CancelScope) -> None:
         # An eager task already ran its first step outside `scope`: move its own
         # scopes under it.
         _reparent(task, scope)
-    scope._spawned.add(task)  # type: ignore[union-attr]
+    scope._spawned[task] = None  # type: ignore[index]
 
 
 class TaskGroup:
@@ -133,13 +113,16 @@ class TaskGroup:
         self._host: Task | None = None
         self._active = False
         self._exited = False
-        self._tasks: set[Task] = set()
+        # A dict, not a set: spawn order is memory order (see scope._deliver_below).
+        self._tasks: dict[Task, None] = {}
         self._errors: list[BaseException] = []
         self._child_cancelled = False
         # start() calls into this group still waiting for started(): like Trio's
         # nursery, the group stays open for them, as their task may yet join it.
         self._pending_starts = 0
         self._waiter: asyncio.Future[None] | None = None
+        # Bound once: a done callback per child, with no bound method made per child.
+        self._on_child_done = self._child_done
 
     async def __aenter__(self) -> TaskGroup:
         if self._active or self._exited:
@@ -215,11 +198,16 @@ class TaskGroup:
     def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any,
                    name: object = None) -> None:
         """Start ``func(*args)`` as a child task."""
-        loop = self._check_open("start_soon()")
+        if not self._active:
+            self._check_open("start_soon()")
         coro = func(*args) if callable(func) else _NOT_CALLED
         if type(coro) is not CoroutineType:
             coro = _make_coroutine(func, args, "start_soon()", _result=coro)
-        _spawn(loop, self.cancel_scope, self, coro, name or _name_of(func))
+        scope = self.cancel_scope
+        task = _create_child(self._host._loop, scope, coro,  # type: ignore[union-attr]
+                             name or getattr(func, "__qualname__", None))
+        _place(task, scope)
+        task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
 
     async def start(self, func: Callable[..., Awaitable[Any]], *args: Any,
                     name: object = None) -> Any:
@@ -234,7 +222,7 @@ class TaskGroup:
         host = current_scope_task("TaskGroup.start()")
         status = _StartStatus(self, host)
         coro = _make_coroutine(func, args, "start()", task_status=status)
-        return await status._run(loop, coro, name or _name_of(func))
+        return await status._run(loop, coro, name or getattr(func, "__qualname__", None))
 
     # -- callbacks owned by the group -------------------------------------------
 
@@ -269,10 +257,20 @@ class TaskGroup:
         self.cancel_scope.cancel()
 
     def _child_done(self, task: Task) -> None:
-        self._tasks.discard(task)
+        # A failure is seen here, one loop iteration after the failing step, as in
+        # asyncio.TaskGroup and AnyIO: no wrapper coroutine per child (that cost a
+        # coroutine, a frame per step and per traceback, and GC pressure when many
+        # children end together).  Every task's next checkpoint after the failure
+        # still raises, since this callback was queued before that checkpoint.
+        self._tasks.pop(task, None)
         if task.cancelled():
             self._child_cancelled = True
-        self._wake_if_idle()
+        else:
+            exc = task.exception()  # (retrieved: asyncio logs no "never retrieved")
+            if exc is not None:
+                self._child_failed(exc)
+        if not self._tasks and not self._pending_starts:
+            self._wake_if_idle()
 
     def _wake_if_idle(self) -> None:
         waiter = self._waiter
@@ -282,8 +280,8 @@ class TaskGroup:
 
     def _adopt(self, task: Task) -> None:
         """Take over a task that ``start()`` launched and that is now started."""
-        self._tasks.add(task)
-        task.add_done_callback(self._child_done, context=_NO_CONTEXT)
+        self._tasks[task] = None
+        task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
         _reparent(task, self.cancel_scope)
 
 
@@ -376,7 +374,7 @@ class _StartStatus:
             return
         self._value = value
         self._moved = True
-        self._starter._spawned.discard(task)  # type: ignore[union-attr]
+        self._starter._spawned.pop(task, None)  # type: ignore[union-attr]
         self._group._adopt(task)
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
@@ -396,9 +394,9 @@ class _StartStatus:
         starter = self._starter
         native: asyncio.CancelledError | None = None
         with starter:
-            starter._spawned = set()
+            starter._spawned = {}
             self._ready = loop.create_future()
-            task = self._task = _create_child(loop, starter, self, coro, name)
+            task = self._task = _create_child(loop, starter, coro, name)
             if not self._moved:  # (an eager task may have started in its first step)
                 _place(task, starter)
             task.add_done_callback(self._child_done, context=_NO_CONTEXT)
@@ -434,21 +432,13 @@ class _StartStatus:
                                f"finished without calling task_status.started()")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _child_failed(self, exc: BaseException) -> None:
-        if self._moved:
-            self._group._child_failed(exc)
-        else:
-            self._error = exc
-
     def _child_done(self, task: Task) -> None:
         if self._moved:
             return  # the group registered its own callback when it adopted the task
+        if not task.cancelled():
+            self._error = task.exception()
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
-
-
-def _name_of(func: Any) -> str | None:
-    return getattr(func, "__qualname__", None)
 
 
 def create_task_group() -> TaskGroup:

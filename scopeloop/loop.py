@@ -34,6 +34,13 @@ class _ScopeLoopMixin:
 
     _is_scopeloop = True
     scopeloop_backend: str
+    # Task groups read this (an attribute, not a method call) on every spawn.
+    _no_task_factory = True
+
+    def set_task_factory(self, factory: Any) -> None:
+        """Set the task factory, as on the backend loop (None: scopeloop Tasks)."""
+        super().set_task_factory(factory)  # type: ignore[misc]
+        self._no_task_factory = factory is None
 
     def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
                     context: Any = None, **kwargs: Any) -> asyncio.Task[Any]:

@@ -64,7 +64,8 @@ class CancelScope:
     _state = _CREATED
     _host: Task | None = None
     _parent: CancelScope | None = None
-    _spawned: set[Task] | None = None  # tasks spawned into this scope (a group's children)
+    # Tasks spawned into this scope (a group's children), in spawn order.
+    _spawned: dict[Task, None] | None = None
     _timer: TimerHandle | None = None
     _native_at_enter = 0  # the host's native cancel count when it entered
     _message: ScopeCancelMessage | None = None
@@ -274,35 +275,43 @@ def _deliver_below(top: CancelScope) -> None:
 
     Walks the host's scopes nested in ``top`` and, through the tasks spawned into
     each of them, their scopes in turn; a shield or an already cancelled scope ends
-    a branch (the latter's tasks were reached when it was cancelled).
+    a branch (the latter's tasks were reached when it was cancelled).  A group's
+    children are visited in spawn order, which is their order in memory: visiting
+    ten thousand of them in hash order costs twice as much in cache misses, for the
+    walk and for every wake-up it queues.
     """
-    assert top._host is not None
-    pending: list[tuple[Task, CancelScope]] = [(top._host, top)]
-    if top._spawned:
-        pending.extend((child, top) for child in top._spawned)
+    host = top._host
+    assert host is not None
     batch: list[Task] = []
-    while pending:
-        task, root = pending.pop()
-        scope = task._scope
-        if scope is root:
-            task._deliver_scope_cancel(batch)  # the common case: a group's child
-            continue
-        nested: list[CancelScope] = []
-        while scope is not None and scope is not root:
-            nested.append(scope)
-            scope = scope._parent
-        if scope is not root:
-            continue  # left the region already (e.g. moved by TaskGroup.start)
-        reached = True
-        for scope in reversed(nested):
-            if scope._shield or scope._cancel_called:
-                reached = False
-                break
-            if scope._spawned:
-                pending.extend((child, scope) for child in scope._spawned)
-        if reached:
-            task._deliver_scope_cancel(batch)
-    recheck_soon(top._host._loop, batch)
+    expand: list[CancelScope] = [top] if top._spawned else []
+    _reach(host, top, expand, batch)
+    while expand:
+        scope = expand.pop()
+        for child in tuple(scope._spawned):  # type: ignore[arg-type]
+            if child._scope is scope:
+                child._deliver_scope_cancel(batch)  # the common case: a group's child
+            else:
+                _reach(child, scope, expand, batch)
+    recheck_soon(host._loop, batch)
+
+
+def _reach(task: Task, root: CancelScope, expand: list[CancelScope],
+           batch: list[Task]) -> None:
+    """Deliver to ``task`` if ``root``'s cancellation reaches it through the scopes it
+    entered inside ``root``; queue those of them that have children to ``expand``."""
+    nested: list[CancelScope] = []
+    scope = task._scope
+    while scope is not None and scope is not root:
+        nested.append(scope)
+        scope = scope._parent
+    if scope is not root:
+        return  # left the region already (e.g. moved by TaskGroup.start)
+    for scope in reversed(nested):
+        if scope._shield or scope._cancel_called:
+            return
+        if scope._spawned:
+            expand.append(scope)
+    task._deliver_scope_cancel(batch)
 
 
 def _check_deadline(value: Any) -> float:
