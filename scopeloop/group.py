@@ -11,13 +11,14 @@ native cancellation still gets through, as it does through every shield.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType, TracebackType
 from typing import Any, Protocol, TypeVar
 
-from .scope import CancelScope
-from .task import _NO_CONTEXT, Task, current_scope_task
+from .scope import _ENTERED, _EXITED, CancelScope
+from .task import _NO_CONTEXT, Task, _current_task, cancelled_region, current_scope_task
 
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
 
@@ -65,40 +66,42 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
     return coro
 
 
-def _create_child(loop: asyncio.AbstractEventLoop, scope: CancelScope,
-                  coro: Coroutine[Any, Any, Any], name: Any) -> Task:
-    """Create the task that runs ``coro`` for a group, in ``scope``."""
-    name = None if name is None else str(name)
+def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any) -> Task:
+    """Create the task that runs ``coro`` for a group, as a child of ``scope``."""
+    assert scope._host is not None
+    loop: Any = scope._host._loop
+    if name is not None and type(name) is not str:
+        name = str(name)
     if getattr(loop, "_no_task_factory", False):
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
-        task: asyncio.Task[Any] = Task(coro, loop=loop, name=name)
-    else:
-        # A task factory may start the task eagerly: tell it the scope first.
-        loop._spawn_scope = scope  # type: ignore[attr-defined]
-        try:
-            task = loop.create_task(coro, name=name)
-        finally:
-            loop._spawn_scope = None  # type: ignore[attr-defined]
-    if not isinstance(task, Task):
-        task.cancel()
+        task = Task(coro, loop=loop, name=name)
+        task._scope = scope
+        if cancelled_region(scope) is not None:
+            task._deliver_scope_cancel()  # it starts, and raises at its first checkpoint
+        scope._spawned[task] = None  # type: ignore[index]
+        return task
+    # A task factory may start the task eagerly: tell it the scope first.
+    loop._spawn_scope = scope
+    try:
+        made = loop.create_task(coro, name=name)
+    finally:
+        loop._spawn_scope = None
+    if not isinstance(made, Task):
+        made.cancel()
         raise RuntimeError("the loop's task factory does not create scopeloop Tasks, so "
                            "task groups cannot track their children; use "
                            "scopeloop.eager_task_factory or no task factory")
-    return task
-
-
-def _place(task: Task, scope: CancelScope) -> None:
-    """Put a new child task into ``scope``."""
-    if task._scope is None:
-        task._scope = scope
-        if scope._effectively_cancelled():
-            task._deliver_scope_cancel()  # it starts, and raises at its first checkpoint
-    else:
-        # An eager task already ran its first step outside `scope`: move its own
-        # scopes under it.
-        _reparent(task, scope)
-    scope._spawned[task] = None  # type: ignore[index]
+    # An eager task has run its first step already: it may have entered scopes of
+    # its own (they go under `scope`) or been moved into a group by started()
+    # (it stays there).
+    root = made._scope
+    while root is not None and root._host is made:
+        root = root._parent
+    if root is None or root is scope:
+        _reparent(made, scope)
+        scope._spawned[made] = None  # type: ignore[index]
+    return made
 
 
 class TaskGroup:
@@ -150,18 +153,20 @@ class TaskGroup:
         # re-raised; later native ones are still counted by cancelling().
         cancelled = exc if isinstance(exc, asyncio.CancelledError) else None
         if self._tasks or self._pending_starts:
-            loop = asyncio.get_running_loop()
-            with CancelScope(shield=True):
-                while self._tasks or self._pending_starts:
-                    self._waiter = loop.create_future()
-                    try:
-                        await self._waiter
-                    except asyncio.CancelledError as cancel:
-                        # Only native requests pass the shield: forward them to the
-                        # children as scope cancellation, keep waiting, re-raise after.
-                        if cancelled is None:
-                            cancelled = cancel
-                        scope.cancel()
+            host = self._host
+            assert host is not None
+            while self._tasks or self._pending_starts:
+                # Exempt from scope cancellation (the children get it through the
+                # scope); only native requests interrupt the wait: forward them
+                # to the children as scope cancellation, keep waiting, re-raise after.
+                self._waiter = host._scope_exempt = host._loop.create_future()
+                try:
+                    await self._waiter
+                except asyncio.CancelledError as cancel:
+                    if cancelled is None:
+                        cancelled = cancel
+                    scope.cancel()
+            host._scope_exempt = None
             self._waiter = None
         self._active = False
         self._exited = True
@@ -203,10 +208,7 @@ class TaskGroup:
         coro = func(*args) if callable(func) else _NOT_CALLED
         if type(coro) is not CoroutineType:
             coro = _make_coroutine(func, args, "start_soon()", _result=coro)
-        scope = self.cancel_scope
-        task = _create_child(self._host._loop, scope, coro,  # type: ignore[union-attr]
-                             name or getattr(func, "__qualname__", None))
-        _place(task, scope)
+        task = _spawn_into(self.cancel_scope, coro, name or getattr(func, "__qualname__", None))
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
 
     async def start(self, func: Callable[..., Awaitable[Any]], *args: Any,
@@ -218,11 +220,35 @@ class TaskGroup:
         belongs to this group.  The group does not exit while a start() into it
         is pending.
         """
-        loop = self._check_open("start()")
-        host = current_scope_task("TaskGroup.start()")
+        if not self._active:
+            self._check_open("start()")
+        host = _current_task()
+        if type(host) is not Task:
+            host = current_scope_task("TaskGroup.start()")
         status = _StartStatus(self, host)
-        coro = _make_coroutine(func, args, "start()", task_status=status)
-        return await status._run(loop, coro, name or getattr(func, "__qualname__", None))
+        coro = func(*args, task_status=status) if callable(func) else _NOT_CALLED
+        if type(coro) is not CoroutineType:
+            coro = _make_coroutine(func, args, "start()", _result=coro, task_status=status)
+        self._pending_starts += 1
+        try:
+            # The wait is written out here rather than in a helper coroutine: a
+            # coroutine per start() is a measurable part of the handshake.
+            ready = status._launch(coro, name or getattr(func, "__qualname__", None))
+            native: asyncio.CancelledError | None = None
+            while not ready.done():
+                host._scope_exempt = ready
+                try:
+                    await ready
+                except asyncio.CancelledError as cancel:
+                    if native is None:
+                        native = cancel
+                    ready = status._forward_native()
+            host._scope_exempt = None
+            return status._outcome(native)
+        finally:
+            self._pending_starts -= 1
+            if self._waiter is not None:  # (only while __aexit__ waits)
+                self._wake_if_idle()
 
     # -- callbacks owned by the group -------------------------------------------
 
@@ -278,13 +304,6 @@ class TaskGroup:
                 and waiter is not None and not waiter.done()):
             waiter.set_result(None)
 
-    def _adopt(self, task: Task) -> None:
-        """Take over a task that ``start()`` launched and that is now started."""
-        self._tasks[task] = None
-        task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
-        _reparent(task, self.cancel_scope)
-
-
 class _GroupScope(CancelScope):
     """A task group's cancel scope: cancelling or leaving it cancels the group's
     callbacks (``TaskGroup.call_soon``/``call_later``).
@@ -336,22 +355,34 @@ def _reparent(task: Task, root: CancelScope) -> None:
         task._scope = root
     else:
         outermost._parent = root
-    task._deliver_scope_cancel()
+    if cancelled_region(task._scope) is not None:
+        task._deliver_scope_cancel()
+
+
+# A CancelScope with no deadline and no shield, without a Python-level __init__ call.
+_new_scope = functools.partial(object.__new__, CancelScope)
 
 
 class _StartStatus:
-    """The ``task_status`` of a task launched by ``TaskGroup.start()``."""
+    """The ``task_status`` of a task launched by ``TaskGroup.start()``.
+
+    Until ``started()`` the task runs in a scope of its own (the *starter*) that the
+    caller of ``start()`` is in, so the caller's cancellation reaches it; then it
+    moves into the group.
+    """
+
+    # Class-level defaults: only what every start() sets is set in __init__.
+    _task: Task | None = None
+    _called = False
+    _moved = False
+    _error: BaseException | None = None
+    _value: Any = None
+    _ready: asyncio.Future[None] | None = None
 
     def __init__(self, group: TaskGroup, caller: Task) -> None:
         self._group = group
         self._caller = caller
-        self._starter = CancelScope()
-        self._task: Task | None = None
-        self._called = False
-        self._moved = False
-        self._error: BaseException | None = None
-        self._value: Any = None
-        self._ready: asyncio.Future[None] | None = None
+        self._starter = _new_scope()
 
     def started(self, value: Any = None) -> None:
         """Report readiness: ``start()`` returns ``value``; the task joins the group."""
@@ -368,73 +399,91 @@ class _StartStatus:
                 return
         if task.done():
             return
-        if self._starter._effectively_cancelled() or not self._group._active:
+        group, starter = self._group, self._starter
+        if cancelled_region(starter) is not None or not group._active:
             # The caller of start() is being cancelled (or the group closed): the
             # start is void, the task stays with the caller and is cancelled there.
             return
         self._value = value
         self._moved = True
-        self._starter._spawned.pop(task, None)  # type: ignore[union-attr]
-        self._group._adopt(task)
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
+        starter._spawned.pop(task, None)  # type: ignore[union-attr]
+        group._tasks[task] = None
+        task.remove_done_callback(self._child_done)
+        task.add_done_callback(group._on_child_done, context=_NO_CONTEXT)
+        root = group.cancel_scope
+        if task._scope is starter:  # (it entered no scope of its own yet)
+            task._scope = root
+            if cancelled_region(root) is not None:
+                task._deliver_scope_cancel()
+        else:
+            _reparent(task, root)
+        ready = self._ready
+        if ready is not None and not ready.done():
+            ready.set_result(None)
 
-    async def _run(self, loop: asyncio.AbstractEventLoop,
-                   coro: Coroutine[Any, Any, Any], name: Any) -> Any:
-        group = self._group
-        group._pending_starts += 1
+    def _launch(self, coro: Coroutine[Any, Any, Any], name: Any) -> asyncio.Future[None]:
+        """Enter the starter scope in the caller and create the task inside it.
+
+        Returns the future that completes when the task has started or ended.
+        """
+        caller, starter = self._caller, self._starter
+        # The caller runs no code of its own inside the starter, so it is entered
+        # by moving the pointer, without CancelScope.__enter__'s checks.
+        starter._host = caller
+        starter._parent = caller._scope
+        starter._state = _ENTERED
+        starter._spawned = {}
+        caller._scope = starter
+        ready = self._ready = caller._loop.create_future()
         try:
-            return await self._start(loop, coro, name)
-        finally:
-            group._pending_starts -= 1
-            group._wake_if_idle()
-
-    async def _start(self, loop: asyncio.AbstractEventLoop,
-                     coro: Coroutine[Any, Any, Any], name: Any) -> Any:
-        starter = self._starter
-        native: asyncio.CancelledError | None = None
-        with starter:
-            starter._spawned = {}
-            self._ready = loop.create_future()
-            task = self._task = _create_child(loop, starter, coro, name)
-            if not self._moved:  # (an eager task may have started in its first step)
-                _place(task, starter)
+            task = self._task = _spawn_into(starter, coro, name)
+        except BaseException:
+            self._leave()
+            raise
+        if not self._moved:  # (an eager task may have started in its first step)
             task.add_done_callback(self._child_done, context=_NO_CONTEXT)
-            with CancelScope(shield=True):
-                # Waits behind a shield: scope cancellation of the caller reaches
-                # the child through `starter`; a native one is forwarded to it.
-                while not self._ready.done():
-                    try:
-                        await self._ready
-                    except asyncio.CancelledError as cancel:
-                        if native is None:
-                            native = cancel
-                        starter.cancel()
-                        if not self._ready.cancelled():
-                            break  # started or finished before the cancel reached us
-                        # The cancel went to the future we were waiting on.
-                        self._ready = loop.create_future()
-                        if task.done() or self._moved:
-                            self._ready.set_result(None)
-            starter._spawned = None
-            if native is not None:
-                raise native
-            if self._moved:
-                return self._value
-            if self._error is not None:
-                raise self._error
-            if self._task.cancelled() or self._caller._cancelling_scope() is not None:
-                region = self._caller._cancelling_scope()
-                if region is not None:
-                    raise asyncio.CancelledError(region._cancel_message())
-                raise asyncio.CancelledError("the task started by start() was cancelled")
-            raise RuntimeError(f"the task {self._task.get_name()!r} started by start() "
-                               f"finished without calling task_status.started()")
-        raise AssertionError("unreachable")  # pragma: no cover
+        return ready
+
+    def _leave(self) -> None:
+        starter = self._starter
+        self._caller._scope = starter._parent
+        starter._state = _EXITED
+        starter._spawned = None
+
+    def _forward_native(self) -> asyncio.Future[None]:
+        """A native cancel of the caller interrupted the wait: cancel the task too.
+
+        Returns the future to wait on next (done if there is nothing to wait for).
+        """
+        self._starter.cancel()
+        ready = self._ready
+        assert ready is not None and self._task is not None
+        if ready.cancelled():  # (else it started or ended before the cancel reached us)
+            ready = self._ready = self._caller._loop.create_future()
+            if self._task.done() or self._moved:
+                ready.set_result(None)
+        return ready
+
+    def _outcome(self, native: asyncio.CancelledError | None) -> Any:
+        """What ``start()`` returns or raises once the wait is over."""
+        self._leave()
+        if native is not None:
+            raise native
+        if self._moved:
+            return self._value
+        if self._error is not None:
+            raise self._error
+        assert self._task is not None
+        region = self._caller._cancelling_scope()
+        if region is not None:
+            raise asyncio.CancelledError(region._cancel_message())
+        if self._task.cancelled():
+            raise asyncio.CancelledError("the task started by start() was cancelled")
+        raise RuntimeError(f"the task {self._task.get_name()!r} started by start() "
+                           f"finished without calling task_status.started()")
 
     def _child_done(self, task: Task) -> None:
-        if self._moved:
-            return  # the group registered its own callback when it adopted the task
+        # (Once started, the task reports to the group instead.)
         if not task.cancelled():
             self._error = task.exception()
         if self._ready is not None and not self._ready.done():

@@ -73,7 +73,9 @@ class CancelScope:
 
     def __init__(self, *, deadline: float = _INF, shield: bool = False) -> None:
         if deadline is not _INF:
-            self._deadline = _check_deadline(deadline)
+            # (The type test spares a call for the common case, a float deadline.)
+            self._deadline = (deadline if type(deadline) is float and deadline == deadline
+                              else _check_deadline(deadline))
         if shield:
             self._shield = _check_shield(shield)
 
@@ -98,7 +100,7 @@ class CancelScope:
         self._state = _ENTERED
         if self._cancel_called:
             task._deliver_scope_cancel()
-        elif self._deadline != _INF:
+        elif self._deadline is not _INF:
             self._arm_deadline()
         return self
 
@@ -140,12 +142,11 @@ class CancelScope:
             return False
         if not (exc.args and isinstance(exc.args[0], ScopeCancelMessage)):
             return False  # a native cancellation, or one raised by hand
-        if task.cancelling() > self._native_at_enter:
+        if _base_cancelling(task) - task._scope_owned > self._native_at_enter:
             return False  # a native request arrived meanwhile: it must propagate
         if self._shield:
             return True
-        parent = self._parent
-        return parent is None or not parent._effectively_cancelled()
+        return cancelled_region(self._parent) is None
 
     def _exit_misused(self, task: Task) -> None:
         """Report an exit from the wrong task, or out of order (after unwinding)."""
@@ -212,7 +213,8 @@ class CancelScope:
         assert self._host is not None
         loop = self._host._loop
         if self._deadline <= loop.time():
-            self._on_deadline()
+            self._deadline_fired = True
+            self.cancel(_DEADLINE_REASON)
         else:
             self._timer = loop.call_at(self._deadline, self._on_deadline, context=_NO_CONTEXT)
 
@@ -282,6 +284,9 @@ def _deliver_below(top: CancelScope) -> None:
     """
     host = top._host
     assert host is not None
+    if top._spawned is None and host._scope is top:
+        host._deliver_scope_cancel()  # the common case: a scope with no children
+        return
     batch: list[Task] = []
     expand: list[CancelScope] = [top] if top._spawned else []
     _reach(host, top, expand, batch)
@@ -350,8 +355,19 @@ class _FailScope(CancelScope):
         return swallowed
 
 
-def _now() -> float:
-    return current_scope_task("scopeloop timeouts")._loop.time()
+def _deadline_after(delay: float | None) -> float:
+    """``loop.time() + delay`` for the running scopeloop task (None: never)."""
+    if delay is None:
+        return _INF
+    try:
+        task = _current_task()
+    except RuntimeError:
+        task = None  # (no running loop: current_scope_task() says how to get one)
+    if type(task) is not Task:
+        task = current_scope_task("scopeloop timeouts")
+    if not (type(delay) is float and delay == delay or type(delay) is int):
+        delay = _check_delay(delay)  # (a call only for the unusual)
+    return task._loop.time() + delay
 
 
 def move_on_at(deadline: float, shield: bool = False) -> CancelScope:
@@ -361,8 +377,7 @@ def move_on_at(deadline: float, shield: bool = False) -> CancelScope:
 
 def move_on_after(delay: float | None, shield: bool = False) -> CancelScope:
     """A scope that is cancelled ``delay`` seconds from now (None: never); no error."""
-    deadline = math.inf if delay is None else _now() + _check_delay(delay)
-    return CancelScope(deadline=deadline, shield=shield)
+    return CancelScope(deadline=_deadline_after(delay), shield=shield)
 
 
 def fail_at(deadline: float, shield: bool = False) -> CancelScope:
@@ -372,8 +387,7 @@ def fail_at(deadline: float, shield: bool = False) -> CancelScope:
 
 def fail_after(delay: float | None, shield: bool = False) -> CancelScope:
     """Like ``move_on_after``, but raise TimeoutError if the deadline cancels the block."""
-    deadline = math.inf if delay is None else _now() + _check_delay(delay)
-    return _FailScope(deadline=deadline, shield=shield)
+    return _FailScope(deadline=_deadline_after(delay), shield=shield)
 
 
 def current_effective_deadline() -> float:

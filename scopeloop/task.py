@@ -71,6 +71,10 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     _scope: CancelScope | None = None  # the innermost scope this task is in
     _scope_owned = 0  # base-counter requests added by scope delivery
     _scope_pending: object = None  # a queued re-check, or the future we cancelled
+    # A future this task waits on that scope cancellation must not interrupt (a task
+    # group waiting for its children): the cheap equivalent of a shield around one
+    # await, see wait_exempt().
+    _scope_exempt: object = None
 
     @property
     def _parent_task(self) -> asyncio.Task[Any] | None:
@@ -121,7 +125,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         """
         if self._scope_pending is not None or self.done():
             return
-        scope = self._cancelling_scope()
+        scope = cancelled_region(self._scope)
         if scope is None:
             return
         waiter = self._fut_waiter
@@ -138,7 +142,8 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             # Its wake-up is already queued: the operation completed, let the task
             # see the result and interrupt it at its next checkpoint instead.
             self._scope_pending = _QUEUED
-        elif again and _waits_in_stdlib_group_exit(self):
+        elif waiter is self._scope_exempt or (again and _waits_in_stdlib_group_exit(self)):
+            # An exempt wait is left alone; decide again once it is over.
             # asyncio.TaskGroup catches the CancelledError of its exit wait, aborts
             # its children and waits again: interrupting every such wait would only
             # spin until they finish.  It re-raises the first interruption when they
