@@ -101,7 +101,15 @@ class CancelScope:
         if self._cancel_called:
             task._deliver_scope_cancel()
         elif self._deadline is not _INF:
-            self._arm_deadline()
+            deadline = self._deadline
+            loop = task._loop
+            if deadline > loop.time():
+                # (_arm_deadline() inlined: entering a deadline scope is a hot path)
+                if deadline != _INF:
+                    self._timer = loop.call_at(deadline, self._on_deadline,
+                                               context=_NO_CONTEXT)
+            else:
+                self._on_deadline()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None,
@@ -213,8 +221,7 @@ class CancelScope:
         assert self._host is not None
         loop = self._host._loop
         if self._deadline <= loop.time():
-            self._deadline_fired = True
-            self.cancel(_DEADLINE_REASON)
+            self._on_deadline()
         else:
             self._timer = loop.call_at(self._deadline, self._on_deadline, context=_NO_CONTEXT)
 

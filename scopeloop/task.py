@@ -39,8 +39,10 @@ _current_task = asyncio.current_task
 # empty context spares a copy_context() per delivery.
 _NO_CONTEXT = contextvars.Context()
 
-# Marks a delivery that is queued to run after the task's current or next step.
+# Mark a delivery that is queued to run after the task's current or next step:
+# without interrupting anything yet, or after interrupting a ready task.
 _QUEUED = object()
+_INTERRUPTED = object()
 
 
 class ScopeCancelMessage(str):
@@ -135,14 +137,18 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
                 # Ready to run with nothing to cancel but the task itself.
                 _base_cancel(self, scope._cancel_message())
                 self._scope_owned += 1
-            # Otherwise: running now, not yet started, or already about to be
-            # interrupted natively; decide again once that step is over.
-            self._scope_pending = _QUEUED
+                self._scope_pending = _INTERRUPTED
+            else:
+                # Running now, not yet started, or already about to be interrupted
+                # natively; decide again once that step is over.
+                self._scope_pending = _QUEUED
         elif waiter.done():
             # Its wake-up is already queued: the operation completed, let the task
             # see the result and interrupt it at its next checkpoint instead.
             self._scope_pending = _QUEUED
         elif waiter is self._scope_exempt or (again and _waits_in_stdlib_group_exit(self)):
+            # (`again`: only after an interruption can the task be waiting there
+            # again; the walk down its coroutines is skipped otherwise.)
             # An exempt wait is left alone; decide again once it is over.
             # asyncio.TaskGroup catches the CancelledError of its exit wait, aborts
             # its children and waits again: interrupting every such wait would only
@@ -175,11 +181,12 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             else:
                 waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
             return
+        interrupted = self._scope_pending is not _QUEUED
         self._scope_pending = None
         if self._scope_owned and not self._must_cancel:
             self._withdraw_scope_requests()
         if not self.done():
-            self._deliver_scope_cancel(again=True)
+            self._deliver_scope_cancel(again=interrupted)
 
     def _withdraw_scope_requests(self) -> None:
         """Remove the base-counter requests that scope delivery added.
