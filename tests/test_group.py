@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
 import tracemalloc
 from collections.abc import Callable
@@ -88,6 +89,24 @@ def test_failing_child_cancels_group_before_any_sibling_passes_a_checkpoint(run:
         "checkpoints passed after the failure": 0,
         "spinner cancelled by scope": True,
     }
+
+
+def test_system_exit_in_a_child_leaves_the_loop_once(run: Run,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    # As on stock asyncio, the task's own step re-raises SystemExit out of the loop;
+    # the group must not report it a second time while the runner shuts down.
+    async def main() -> None:
+        async def child() -> None:
+            sys.exit(3)
+
+        async with create_task_group() as tg:
+            tg.start_soon(child)
+            await scopeloop.sleep_forever()
+
+    with pytest.raises(SystemExit) as info:
+        run(main)
+    assert info.value.code == 3
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_failing_child_cancels_group_inside_cancelled_enclosing_scope(run: Run) -> None:
