@@ -70,6 +70,8 @@ class CancelScope:
     _native_at_enter = 0  # the host's native cancel count when it entered
     _message: ScopeCancelMessage | None = None
     _deadline_fired = False
+    # move_on_after/fail_after: the delay, until entering turns it into a deadline.
+    _relative: float | None = None
 
     def __init__(self, *, deadline: float = _INF, shield: bool = False) -> None:
         if deadline is not _INF:
@@ -100,6 +102,19 @@ class CancelScope:
         self._state = _ENTERED
         if self._cancel_called:
             task._deliver_scope_cancel()
+        elif self._relative is not None:
+            # (Measured from entering, as in Trio: one clock read, no lookup of the
+            # task when the scope is made.)
+            delay = self._relative
+            self._relative = None
+            loop = task._loop
+            self._deadline = loop.time() + delay
+            if delay > 0:
+                if delay != _INF:
+                    self._timer = loop.call_at(self._deadline, self._on_deadline,
+                                               context=_NO_CONTEXT)
+            else:
+                self._on_deadline()
         elif self._deadline is not _INF:
             deadline = self._deadline
             loop = task._loop
@@ -234,12 +249,21 @@ class CancelScope:
 
     @property
     def deadline(self) -> float:
-        """The ``loop.time()`` at which this scope cancels itself (``math.inf``: never)."""
+        """The ``loop.time()`` at which this scope cancels itself (``math.inf``: never).
+
+        A scope made by ``move_on_after``/``fail_after`` counts its delay from when it
+        is entered; read before that, the deadline is fixed from the moment of reading.
+        """
+        if self._relative is not None:
+            self._deadline = current_scope_task("CancelScope.deadline")._loop.time() \
+                + self._relative
+            self._relative = None
         return self._deadline
 
     @deadline.setter
     def deadline(self, value: float) -> None:
         self._deadline = _check_deadline(value)
+        self._relative = None
         if self._state is _ENTERED:
             self._arm_deadline()
 
@@ -274,7 +298,9 @@ class CancelScope:
             parts.append("cancelled" + (f" ({self._cancel_reason})" if self._cancel_reason else ""))
         if self._shield:
             parts.append("shield")
-        if self._deadline != _INF:
+        if self._relative is not None:
+            parts.append(f"deadline=entry+{self._relative:.3f}")
+        elif self._deadline != _INF:
             parts.append(f"deadline={self._deadline:.3f}")
         return f"<CancelScope {id(self):x} {' '.join(parts)}>"
 
@@ -362,19 +388,16 @@ class _FailScope(CancelScope):
         return swallowed
 
 
-def _deadline_after(delay: float | None) -> float:
-    """``loop.time() + delay`` for the running scopeloop task (None: never)."""
-    if delay is None:
-        return _INF
-    try:
-        task = _current_task()
-    except RuntimeError:
-        task = None  # (no running loop: current_scope_task() says how to get one)
-    if type(task) is not Task:
-        task = current_scope_task("scopeloop timeouts")
-    if not (type(delay) is float and delay == delay or type(delay) is int):
-        delay = _check_delay(delay)  # (a call only for the unusual)
-    return task._loop.time() + delay
+def _after(cls: type[CancelScope], delay: float | None, shield: bool) -> CancelScope:
+    """A ``cls`` scope whose deadline is ``delay`` seconds after it is entered."""
+    scope: CancelScope = object.__new__(cls)  # (no __init__: nothing else to set)
+    if delay is not None:
+        if not (type(delay) is float and delay == delay or type(delay) is int):
+            delay = _check_delay(delay)  # (a call only for the unusual)
+        scope._relative = delay
+    if shield:
+        scope._shield = _check_shield(shield)
+    return scope
 
 
 def move_on_at(deadline: float, shield: bool = False) -> CancelScope:
@@ -383,8 +406,11 @@ def move_on_at(deadline: float, shield: bool = False) -> CancelScope:
 
 
 def move_on_after(delay: float | None, shield: bool = False) -> CancelScope:
-    """A scope that is cancelled ``delay`` seconds from now (None: never); no error."""
-    return CancelScope(deadline=_deadline_after(delay), shield=shield)
+    """A scope that is cancelled ``delay`` seconds after it is entered (None: never).
+
+    No error: the block is left and ``cancelled_caught`` is set.
+    """
+    return _after(CancelScope, delay, shield)
 
 
 def fail_at(deadline: float, shield: bool = False) -> CancelScope:
@@ -394,7 +420,7 @@ def fail_at(deadline: float, shield: bool = False) -> CancelScope:
 
 def fail_after(delay: float | None, shield: bool = False) -> CancelScope:
     """Like ``move_on_after``, but raise TimeoutError if the deadline cancels the block."""
-    return _FailScope(deadline=_deadline_after(delay), shield=shield)
+    return _after(_FailScope, delay, shield)
 
 
 def current_effective_deadline() -> float:

@@ -180,8 +180,9 @@ def test_enter_in_a_second_task(run):
 
 SCOPE_APIS: dict[str, Callable[[], Any]] = {
     "CancelScope.__enter__": lambda: CancelScope().__enter__(),
-    "move_on_after": lambda: scopeloop.move_on_after(1),
-    "fail_after": lambda: scopeloop.fail_after(1),
+    # Their delay counts from entering (as in Trio), so misuse shows when entered.
+    "move_on_after": lambda: scopeloop.move_on_after(1).__enter__(),
+    "fail_after": lambda: scopeloop.fail_after(1).__enter__(),
     "current_effective_deadline": scopeloop.current_effective_deadline,
     "get_current_task": scopeloop.get_current_task,
 }

@@ -574,6 +574,41 @@ def test_move_on_after_deadline_relative_to_loop_time(run):
     run(main)
 
 
+def test_move_on_after_counts_from_entering_and_can_be_made_before(run):
+    early = scopeloop.move_on_after(0.05)  # made outside any loop
+    assert "entry+0.050" in repr(early)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.1)  # longer than the delay: it must not have started yet
+        entered = loop.time()
+        with early:
+            assert entered + 0.05 <= early.deadline <= loop.time() + 0.05
+            await scopeloop.sleep(10)
+        assert early.cancelled_caught
+
+    run(main)
+
+
+def test_move_on_after_deadline_read_before_entering_is_fixed_then(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        scope = scopeloop.fail_after(5)
+        before = loop.time()
+        deadline = scope.deadline  # fixed from this moment
+        assert before + 5 <= deadline <= loop.time() + 5
+        await asyncio.sleep(0.01)
+        with scope:
+            assert scope.deadline == deadline
+        scope2 = scopeloop.move_on_after(5)
+        scope2.deadline = loop.time() - 1  # an absolute deadline replaces the delay
+        with scope2:
+            await scopeloop.checkpoint()
+        assert scope2.cancelled_caught
+
+    run(main)
+
+
 # -- the CancelledError says which scope and why ----------------------------------------
 
 
