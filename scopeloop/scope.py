@@ -337,19 +337,23 @@ def _reach(task: Task, root: CancelScope, expand: list[CancelScope],
            batch: list[Task]) -> None:
     """Deliver to ``task`` if ``root``'s cancellation reaches it through the scopes it
     entered inside ``root``; queue those of them that have children to ``expand``."""
-    nested: list[CancelScope] = []
+    # One pass from the innermost scope outwards: a shield or an already cancelled
+    # scope keeps the cancellation from the task and from every scope inside it.
+    blocked = False
+    reached: list[CancelScope] = []
     scope = task._scope
     while scope is not None and scope is not root:
-        nested.append(scope)
+        if scope._shield or scope._cancel_called:
+            blocked = True
+            reached.clear()
+        elif scope._spawned:
+            reached.append(scope)
         scope = scope._parent
     if scope is not root:
         return  # left the region already (e.g. moved by TaskGroup.start)
-    for scope in reversed(nested):
-        if scope._shield or scope._cancel_called:
-            return
-        if scope._spawned:
-            expand.append(scope)
-    task._deliver_scope_cancel(batch)
+    expand.extend(reached)
+    if not blocked:
+        task._deliver_scope_cancel(batch)
 
 
 def _check_deadline(value: Any) -> float:
