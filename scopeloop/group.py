@@ -293,12 +293,13 @@ class TaskGroup:
             self._child_cancelled = True
         else:
             exc = task.exception()  # (retrieved: asyncio logs no "never retrieved")
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                # asyncio's Task re-raised it out of the loop from the failing step,
-                # as for any task: reported again here, it would surface twice.
-                self.cancel_scope.cancel()
-            elif exc is not None:
-                self._child_failed(exc)
+            if exc is not None:
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    # asyncio's Task re-raised it out of the loop from the failing
+                    # step, as for any task: reported again, it would surface twice.
+                    self.cancel_scope.cancel()
+                else:
+                    self._child_failed(exc)
         if not self._tasks and not self._pending_starts:
             self._wake_if_idle()
 
