@@ -3,9 +3,10 @@
 Children are spawned *into* the group's cancel scope: cancelling that scope reaches
 them through the same walk that reaches the host, and shields inside them hold.
 A child that fails cancels the scope from its done callback, which is queued by
-the failing step: every other task's next checkpoint raises.  Waiting for the children in ``__aexit__`` happens behind an internal
-shield, so scope cancellation does not re-interrupt the wait (and cannot spin);
-native cancellation still gets through, as it does through every shield.
+the failing step: every other task's next checkpoint raises.  Waiting for the
+children in ``__aexit__`` (and for ``started()`` in ``start()``) is exempt from
+scope cancellation (``Task._scope_exempt``), so it does not re-interrupt the wait
+(and cannot spin); native cancellation still gets through, as through a shield.
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     _scope_owned = 0  # base-counter requests added by scope delivery
     _scope_pending: object = None  # a queued re-check, or the future we cancelled
     # A future this task waits on that scope cancellation must not interrupt (a task
-    # group waiting for its children): the cheap equivalent of a shield around one
-    # await, see wait_exempt().
+    # group waiting for its children, start() waiting for started()): the cheap
+    # equivalent of a shield around one await.  Set and cleared by the waiter.
     _scope_exempt: object = None
 
     @property
@@ -123,7 +123,8 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         in flight per task, and it re-decides after the task's next step.  A caller
         delivering to many tasks passes ``batch`` and schedules one re-check for all
         of them afterwards (``recheck_soon``): every wake-up caused here is queued
-        before that re-check, so it still runs after each task's step.
+        before that re-check, so it still runs after each task's step.  ``again``:
+        called from the re-check that follows an interruption.
         """
         if self._scope_pending is not None or self.done():
             return
@@ -147,13 +148,13 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             # see the result and interrupt it at its next checkpoint instead.
             self._scope_pending = _QUEUED
         elif waiter is self._scope_exempt or (again and _waits_in_stdlib_group_exit(self)):
-            # (`again`: only after an interruption can the task be waiting there
-            # again; the walk down its coroutines is skipped otherwise.)
             # An exempt wait is left alone; decide again once it is over.
             # asyncio.TaskGroup catches the CancelledError of its exit wait, aborts
             # its children and waits again: interrupting every such wait would only
             # spin until they finish.  It re-raises the first interruption when they
-            # have, so wait for that instead.
+            # have, so wait for that instead.  (Only after an interruption, `again`,
+            # can the task be back there; otherwise the walk down its coroutines is
+            # skipped.)
             self._scope_pending = waiter
             waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
             return
