@@ -416,13 +416,7 @@ class _StartStatus:
         group._tasks[task] = None
         task.remove_done_callback(self._child_done)
         task.add_done_callback(group._on_child_done, context=_NO_CONTEXT)
-        root = group.cancel_scope
-        if task._scope is starter:  # (it entered no scope of its own yet)
-            task._scope = root
-            if cancelled_region(root) is not None:
-                task._deliver_scope_cancel()
-        else:
-            _reparent(task, root)
+        _reparent(task, group.cancel_scope)
         ready = self._ready
         if ready is not None and not ready.done():
             ready.set_result(None)
