@@ -102,29 +102,8 @@ class CancelScope:
         self._state = _ENTERED
         if self._cancel_called:
             task._deliver_scope_cancel()
-        elif self._relative is not None:
-            # (Measured from entering, as in Trio: one clock read, no lookup of the
-            # task when the scope is made.)
-            delay = self._relative
-            self._relative = None
-            loop = task._loop
-            self._deadline = loop.time() + delay
-            if delay > 0:
-                if delay != _INF:
-                    self._timer = loop.call_at(self._deadline, self._on_deadline,
-                                               context=_NO_CONTEXT)
-            else:
-                self._on_deadline()
-        elif self._deadline is not _INF:
-            deadline = self._deadline
-            loop = task._loop
-            if deadline > loop.time():
-                # (_arm_deadline() inlined: entering a deadline scope is a hot path)
-                if deadline != _INF:
-                    self._timer = loop.call_at(deadline, self._on_deadline,
-                                               context=_NO_CONTEXT)
-            else:
-                self._on_deadline()
+        elif self._relative is not None or self._deadline is not _INF:
+            self._arm_deadline()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None,
@@ -228,16 +207,29 @@ class CancelScope:
     # -- deadline -----------------------------------------------------------------
 
     def _arm_deadline(self) -> None:
+        """(Re)start the deadline timer; a deadline already past cancels at once.
+
+        A delay from move_on_after/fail_after becomes a deadline here, when the
+        scope is entered (as in Trio): one clock read serves both.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._cancel_called or self._deadline == math.inf:
+        if self._cancel_called:
             return
         assert self._host is not None
         loop = self._host._loop
-        if self._deadline <= loop.time():
-            self._on_deadline()
+        if self._relative is not None:
+            now = loop.time()
+            self._deadline = now + self._relative
+            self._relative = None
+        elif self._deadline == _INF:
+            return
         else:
+            now = loop.time()
+        if self._deadline <= now:
+            self._on_deadline()
+        elif self._deadline != _INF:
             self._timer = loop.call_at(self._deadline, self._on_deadline, context=_NO_CONTEXT)
 
     def _on_deadline(self) -> None:
