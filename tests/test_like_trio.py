@@ -1,0 +1,275 @@
+"""Small programs run on Trio and on scopeloop, compared task by task (issue 14).
+
+Each program is written once against ``trio_oracle.Lib``; ``assert_like_trio`` runs
+it on Trio (under several scheduler seeds) and on scopeloop with the test's backend,
+and compares what every task observed.  Events order the tasks, never sleeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trio_oracle import Boom, Lib, Log, assert_like_trio
+
+# -- 1. start() when the caller's region is cancelled meanwhile ----------------------
+
+
+async def _start_program(lib: Lib, log: Log, child: Any) -> None:
+    """The host calls ``tg.start(child)`` inside ``outer``; what does each side see?"""
+    with lib.CancelScope() as outer:
+        try:
+            async with lib.open_group() as tg:
+                try:
+                    value = await tg.start(child, lib, tg, outer, log)
+                    log("host", "start() returned", value, tg.cancel_scope.cancel_called)
+                    await lib.checkpoint()
+                    log("host", "after checkpoint")
+                except BaseException as exc:
+                    log("host", "start() raised", lib.describe(exc))
+                    raise
+        finally:
+            log("host", "group", tg.cancel_scope.cancel_called,
+                tg.cancel_scope.cancelled_caught)
+    log("host", "outer", outer.cancel_called, outer.cancelled_caught)
+
+
+async def cancel_group_then_started(lib: Lib, tg: Any, outer: Any, log: Log, *,
+                                    task_status: Any) -> None:
+    tg.cancel_scope.cancel()
+    task_status.started("value")
+
+
+async def cancel_outer_then_started(lib: Lib, tg: Any, outer: Any, log: Log, *,
+                                    task_status: Any) -> None:
+    outer.cancel()
+    task_status.started("value")
+
+
+async def cancel_group_then_return(lib: Lib, tg: Any, outer: Any, log: Log, *,
+                                   task_status: Any) -> None:
+    tg.cancel_scope.cancel()
+
+
+async def cancel_outer_then_return(lib: Lib, tg: Any, outer: Any, log: Log, *,
+                                   task_status: Any) -> None:
+    outer.cancel()
+
+
+async def return_without_started(lib: Lib, tg: Any, outer: Any, log: Log, *,
+                                 task_status: Any) -> None:
+    pass
+
+
+async def started_then_cancel_outer(lib: Lib, tg: Any, outer: Any, log: Log, *,
+                                    task_status: Any) -> None:
+    task_status.started("value")
+    outer.cancel()
+    try:
+        await lib.checkpoint()
+    except BaseException as exc:
+        log("child", "cancelled in the group", lib.describe(exc))
+        raise
+
+
+def cancelled_then(after: str) -> Any:
+    """A child whose caller's region is cancelled before started(): it takes the
+    cancellation at a checkpoint, then does ``after``."""
+    async def child(lib: Lib, tg: Any, outer: Any, log: Log, *, task_status: Any) -> None:
+        outer.cancel()
+        try:
+            await lib.checkpoint()
+        except BaseException as exc:
+            log("child", "caught", lib.describe(exc))
+            if after == "reraise":
+                raise
+            if after.startswith("started"):
+                task_status.started("late")
+                log("child", "started() returned")
+                if after == "started and reraise":
+                    raise
+                return
+        log("child", "returns")
+    child.__name__ = f"cancelled_then_{after.replace(' ', '_')}"
+    return child
+
+
+START_CHILDREN = [
+    cancel_group_then_started,
+    cancel_outer_then_started,
+    cancel_group_then_return,
+    cancel_outer_then_return,
+    return_without_started,
+    started_then_cancel_outer,
+    cancelled_then("reraise"),
+    cancelled_then("return"),
+    cancelled_then("started"),
+    cancelled_then("started and reraise"),
+]
+
+
+@pytest.mark.parametrize("child", START_CHILDREN, ids=lambda c: c.__name__)
+def test_start_when_the_region_is_cancelled_meanwhile(backend: str, child: Any) -> None:
+    async def program(lib: Lib, log: Log) -> None:
+        await _start_program(lib, log, child)
+
+    assert_like_trio(program, backend)
+
+
+# -- 2 and 3. the group's flags when children end Cancelled or fail -----------------
+
+
+async def _group_program(lib: Lib, log: Log, body: Any) -> None:
+    """Run ``body(lib, log, tg, outer)`` in a group inside ``outer``; log the flags."""
+    with lib.CancelScope() as outer:
+        try:
+            async with lib.open_group() as tg:
+                await body(lib, log, tg, outer)
+            log("host", "after group")
+        finally:
+            log("host", "group", tg.cancel_scope.cancel_called,
+                tg.cancel_scope.cancelled_caught)
+    log("host", "outer", outer.cancel_called, outer.cancelled_caught)
+
+
+async def _fail() -> None:
+    raise Boom("child")
+
+
+async def _sleeper(lib: Lib, log: Log, name: str) -> None:
+    try:
+        await lib.sleep_forever()
+    except BaseException as exc:
+        log(name, "ended", lib.describe(exc))
+        raise
+
+
+async def _catcher(lib: Lib, log: Log, name: str) -> None:
+    try:
+        await lib.sleep_forever()
+    except lib.Cancelled:
+        log(name, "caught the cancellation and returns")
+
+
+async def only_a_failing_child(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    tg.start_soon(_fail)
+
+
+async def failing_child_while_host_sleeps(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    tg.start_soon(_fail)
+    try:
+        await lib.sleep_forever()
+    except BaseException as exc:
+        log("host", "body ended", lib.describe(exc))
+        raise
+
+
+async def failing_child_and_sleeping_sibling(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    tg.start_soon(_sleeper, lib, log, "sibling")
+    tg.start_soon(_fail)
+
+
+async def failing_child_and_catching_sibling(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    tg.start_soon(_catcher, lib, log, "sibling")
+    tg.start_soon(_fail)
+
+
+async def failing_body_with_sleeping_child(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    tg.start_soon(_sleeper, lib, log, "child")
+    await lib.checkpoint()
+    raise Boom("body")
+
+
+async def failing_body_alone(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    raise Boom("body")
+
+
+async def child_cancelled_by_outer_scope(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    async def child() -> None:
+        outer.cancel()
+        await _sleeper(lib, log, "child")
+    tg.start_soon(child)
+
+
+async def child_catches_outer_cancellation(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    ready = lib.Event()
+
+    async def child() -> None:
+        ready.set()
+        await _catcher(lib, log, "child")
+    tg.start_soon(child)
+    await ready.wait()
+    outer.cancel()
+
+
+async def child_cancels_its_own_inner_scope(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    async def child() -> None:
+        with lib.CancelScope() as inner:
+            inner.cancel()
+            await lib.checkpoint()
+        log("child", "inner caught", inner.cancelled_caught)
+    tg.start_soon(child)
+
+
+async def host_cancels_group_child_catches(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    ready = lib.Event()
+
+    async def child() -> None:
+        ready.set()
+        await _catcher(lib, log, "child")
+    tg.start_soon(child)
+    await ready.wait()
+    tg.cancel_scope.cancel()
+
+
+async def host_cancels_group_child_sleeps(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    ready = lib.Event()
+
+    async def child() -> None:
+        ready.set()
+        await _sleeper(lib, log, "child")
+    tg.start_soon(child)
+    await ready.wait()
+    tg.cancel_scope.cancel()
+
+
+async def outer_cancelled_child_in_own_shield(lib: Lib, log: Log, tg: Any, outer: Any) -> None:
+    ready = lib.Event()
+    release = lib.Event()
+
+    async def child() -> None:
+        with lib.CancelScope(shield=True):
+            ready.set()
+            await release.wait()
+        log("child", "left its shield")
+        await _sleeper(lib, log, "child")
+    tg.start_soon(child)
+    await ready.wait()
+    outer.cancel()
+    log("host", "group cancelled before the child ends", tg.cancel_scope.cancel_called)
+    release.set()
+
+
+GROUP_BODIES = [
+    only_a_failing_child,
+    failing_child_while_host_sleeps,
+    failing_child_and_sleeping_sibling,
+    failing_child_and_catching_sibling,
+    failing_body_with_sleeping_child,
+    failing_body_alone,
+    child_cancelled_by_outer_scope,
+    child_catches_outer_cancellation,
+    child_cancels_its_own_inner_scope,
+    host_cancels_group_child_catches,
+    host_cancels_group_child_sleeps,
+    outer_cancelled_child_in_own_shield,
+]
+
+
+@pytest.mark.parametrize("body", GROUP_BODIES, ids=lambda b: b.__name__)
+def test_group_flags_like_trio(backend: str, body: Any) -> None:
+    async def program(lib: Lib, log: Log) -> None:
+        await _group_program(lib, log, body)
+
+    assert_like_trio(program, backend)
