@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from trio_oracle import Boom, Lib, Log, assert_like_trio
+from trio_oracle import Boom, Lib, Log, assert_like_trio, observe
 
 # -- 1. start() when the caller's region is cancelled meanwhile ----------------------
 
@@ -273,3 +273,55 @@ def test_group_flags_like_trio(backend: str, body: Any) -> None:
         await _group_program(lib, log, body)
 
     assert_like_trio(program, backend)
+
+
+# -- 9. fail_after: AnyIO's rule (the deadline decides), a deliberate difference ------
+
+
+def _fail_after_program(how: str) -> Any:
+    async def program(lib: Lib, log: Log) -> None:
+        # Where the deadline must not pass, it is far away: a loaded machine may
+        # pause for milliseconds anywhere.
+        delay = 0.005 if "passes" in how else 60.0
+        try:
+            with lib.fail_after(delay) as scope:
+                scope.cancel()
+                if how == "deadline passes in a shield":
+                    with lib.CancelScope(shield=True):
+                        await lib.sleep(0.02)
+                elif how == "deadline moved into the past":
+                    scope.deadline = lib.current_time() - 1
+                if how != "deadline passes, nothing caught":
+                    await lib.checkpoint()
+                    log("host", "not reached")
+                else:
+                    with lib.CancelScope(shield=True):
+                        await lib.sleep(0.02)
+            log("host", "left quietly", scope.cancelled_caught)
+        except BaseException as exc:
+            log("host", "raised", lib.describe(exc), scope.cancelled_caught)
+    return program
+
+
+FAIL_AFTER_CASES = {
+    # how: (AnyIO and scopeloop, Trio)
+    "deadline passes in a shield": ("TimeoutError", "TooSlowError"),
+    "deadline moved into the past": ("TimeoutError", "TooSlowError"),
+    "cancelled before the deadline": (None, "TooSlowError"),
+    "deadline passes, nothing caught": (None, None),
+}
+
+
+@pytest.mark.parametrize("how", FAIL_AFTER_CASES)
+def test_fail_after_raises_when_its_deadline_passed(backend: str, how: str) -> None:
+    """cancel(), then the deadline passes before the scope exits: TimeoutError, as
+    in AnyIO (README: deliberate differences).  Trio raises whenever the scope
+    caught a cancellation, even one from cancel() before the deadline."""
+    program = _fail_after_program(how)
+    got = assert_like_trio(program, backend, oracle="anyio-trio")
+    anyio_error, trio_error = FAIL_AFTER_CASES[how]
+    caught = how != "deadline passes, nothing caught"
+    expected = ("raised", anyio_error, caught) if anyio_error else ("left quietly", caught)
+    assert got["host"] == [expected]
+    trio_log = observe(program, "trio")["host"]
+    assert trio_log == [("raised", trio_error, caught) if trio_error else ("left quietly", caught)]
