@@ -3,7 +3,12 @@
 Children are spawned *into* the group's cancel scope: cancelling that scope reaches
 them through the same walk that reaches the host, and shields inside them hold.
 A child that fails cancels the scope from its done callback, which is queued by
-the failing step: every other task's next checkpoint raises.  Waiting for the
+the failing step: every other task's next checkpoint raises.  (Trio cancels within
+the failing step, so a task woken by that step already reads ``cancel_called``.
+Neither hook that runs there is cheap: a wrapper coroutine per child doubles the
+cost of cancelling many children through GC pressure, and a ``call_soon`` override
+on uvloop slows every wake-up.  start() closes the one gap it can see: see
+``_StartStatus._outcome``.)  Waiting for the
 children in ``__aexit__`` (and for ``started()`` in ``start()``) is exempt from
 scope cancellation (``Task._scope_exempt``), so it does not re-interrupt the wait
 (and cannot spin); native cancellation still gets through, as through a shield.
@@ -304,7 +309,8 @@ class TaskGroup:
         # coroutine, a frame per step and per traceback, and GC pressure when many
         # children end together).  Every task's next checkpoint after the failure
         # still raises, since this callback was queued before that checkpoint.
-        self._tasks.pop(task, None)
+        if self._tasks.pop(task, _NOT_CALLED) is _NOT_CALLED:
+            return  # already reported (see _StartStatus._outcome)
         if task.cancelled():
             scope = self.cancel_scope
             if scope._cancel_called:
@@ -505,6 +511,13 @@ class _StartStatus:
         if native is not None:
             raise native
         if self._moved:
+            task = self._task
+            if task is not None and task.done():
+                # It called started() and ended in the same step: its done callback
+                # is still queued, behind our wake-up.  Report its end first, so
+                # that (as in Trio) a failure has cancelled the group before the
+                # caller carries on with the value.
+                self._group._child_done(task)
             return self._value
         if self._error is not None:
             raise self._error
