@@ -3,7 +3,12 @@
 Children are spawned *into* the group's cancel scope: cancelling that scope reaches
 them through the same walk that reaches the host, and shields inside them hold.
 A child that fails cancels the scope from its done callback, which is queued by
-the failing step: every other task's next checkpoint raises.  Waiting for the
+the failing step: every other task's next checkpoint raises.  (Trio cancels within
+the failing step, so a task woken by that step already reads ``cancel_called``.
+Neither hook that runs there is cheap: a wrapper coroutine per child doubles the
+cost of cancelling many children through GC pressure, and a ``call_soon`` override
+on uvloop slows every wake-up.  start() closes the one gap it can see: see
+``_StartStatus._outcome``.)  Waiting for the
 children in ``__aexit__`` (and for ``started()`` in ``start()``) is exempt from
 scope cancellation (``Task._scope_exempt``), so it does not re-interrupt the wait
 (and cannot spin); native cancellation still gets through, as through a shield.
@@ -19,7 +24,14 @@ from types import CoroutineType, TracebackType
 from typing import Any, Protocol, TypeVar
 
 from .scope import _ENTERED, _EXITED, CancelScope
-from .task import _NO_CONTEXT, Task, _current_task, cancelled_region, current_scope_task
+from .task import (
+    _NO_CONTEXT,
+    ScopeCancelMessage,
+    Task,
+    _current_task,
+    cancelled_region,
+    current_scope_task,
+)
 
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
 
@@ -187,6 +199,14 @@ class TaskGroup:
         if scope.__exit__(type(raising) if raising else None, raising,
                           raising.__traceback__ if raising else None):
             return True
+        if (self._errors and scope._cancel_called
+                and (self._child_cancelled or _is_scope_cancel(exc))
+                and (scope._shield or cancelled_region(scope._parent) is None)):
+            # As in Trio, the scope catches the cancellations it caused even when
+            # errors leave through it: a child (or the body) that ended with this
+            # scope's cancellation was one.  (Trio's error group carried it out
+            # of the body; ours leaves cancellations out, DESIGN §3.3.)
+            scope._cancelled_caught = True
         if raising is None or raising is exc:
             return False
         raise raising
@@ -289,9 +309,19 @@ class TaskGroup:
         # coroutine, a frame per step and per traceback, and GC pressure when many
         # children end together).  Every task's next checkpoint after the failure
         # still raises, since this callback was queued before that checkpoint.
-        self._tasks.pop(task, None)
+        if self._tasks.pop(task, _NOT_CALLED) is _NOT_CALLED:
+            return  # already reported (see _StartStatus._outcome)
         if task.cancelled():
-            self._child_cancelled = True
+            scope = self.cancel_scope
+            if scope._cancel_called:
+                self._child_cancelled = True
+            elif cancelled_region(scope._parent) is not None:
+                # Ended by an enclosing scope's cancellation: as in Trio, a child
+                # that ends Cancelled cancels its group.  A child's own native
+                # cancel (task.cancel(), no scope involved) keeps its stock
+                # meaning instead, as in asyncio.TaskGroup: the siblings go on.
+                self._child_cancelled = True
+                scope.cancel()
         else:
             exc = task.exception()  # (retrieved: asyncio logs no "never retrieved")
             if exc is not None:
@@ -309,6 +339,12 @@ class TaskGroup:
         if (not self._tasks and not self._pending_starts
                 and waiter is not None and not waiter.done()):
             waiter.set_result(None)
+
+
+def _is_scope_cancel(exc: BaseException | None) -> bool:
+    return (isinstance(exc, asyncio.CancelledError) and bool(exc.args)
+            and isinstance(exc.args[0], ScopeCancelMessage))
+
 
 class _GroupScope(CancelScope):
     """A task group's cancel scope: cancelling or leaving it cancels the group's
@@ -406,11 +442,16 @@ class _StartStatus:
         if task.done():
             return
         group, starter = self._group, self._starter
-        if cancelled_region(starter) is not None or not group._active:
-            # The caller of start() is being cancelled (or the group closed): the
-            # start is void, the task stays with the caller and is cancelled there.
-            return
         self._value = value
+        if cancelled_region(starter) is not None or not group._active:
+            # The caller of start() is being cancelled: as in Trio, the task stays
+            # with the caller (moved into a group that may not be cancelled, its
+            # propagating cancellation would find no scope to catch it) and
+            # start() waits for it to end.  If it returns normally, start()
+            # returns ``value`` all the same (Trio since its PR #1696); if it
+            # raises, that propagates.  (A pending start() keeps the group open:
+            # it is closed only for a task_status used after start() returned.)
+            return
         self._moved = True
         starter._spawned.pop(task, None)  # type: ignore[union-attr]
         group._tasks[task] = None
@@ -470,15 +511,27 @@ class _StartStatus:
         if native is not None:
             raise native
         if self._moved:
+            task = self._task
+            if task is not None and task.done():
+                # It called started() and ended in the same step: its done callback
+                # is still queued, behind our wake-up.  Report its end first, so
+                # that (as in Trio) a failure has cancelled the group before the
+                # caller carries on with the value.
+                self._group._child_done(task)
             return self._value
         if self._error is not None:
             raise self._error
         assert self._task is not None
-        region = self._caller._cancelling_scope()
-        if region is not None:
-            raise asyncio.CancelledError(region._cancel_message())
         if self._task.cancelled():
+            # It ended by a cancellation without moving: that propagates out of
+            # start(), for the scope that caused it.
+            region = self._caller._cancelling_scope()
+            if region is not None:
+                raise asyncio.CancelledError(region._cancel_message())
             raise asyncio.CancelledError("the task started by start() was cancelled")
+        if self._called:
+            return self._value  # started() in a cancelled region, then returned
+        # (Also when it caught a cancellation and returned: as in Trio.)
         raise RuntimeError(f"the task {self._task.get_name()!r} started by start() "
                            f"finished without calling task_status.started()")
 

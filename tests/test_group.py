@@ -206,7 +206,8 @@ def test_cancellations_are_not_errors(run: Run) -> None:
                     outcomes.append("body cancelled")
                     raise
         assert [type(e) for e in info.value.exceptions] == [ValueError]
-        assert not tg.cancel_scope.cancelled_caught
+        # As in Trio: the scope caught the cancellations the failure caused.
+        assert tg.cancel_scope.cancelled_caught
 
         # Cancelling the group's own scope is no error at all.
         async with create_task_group() as tg:
@@ -279,7 +280,9 @@ def test_child_cancelled_by_enclosing_scope_is_reraised_for_it(run: Run) -> None
                 # No checkpoint in the body: the host only waits in __aexit__.
             steps.append("not reached: the group must re-raise the cancellation")
         assert outer.cancelled_caught
-        assert not tg.cancel_scope.cancel_called
+        # As in Trio: the child that ended Cancelled cancelled its group, but the
+        # cancellation is the enclosing scope's, so the group's scope did not catch it.
+        assert tg.cancel_scope.cancel_called
         assert not tg.cancel_scope.cancelled_caught
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
 
@@ -294,6 +297,54 @@ def test_group_scope_catches_its_own_cancellation_of_children(run: Run) -> None:
             await wait_all_tasks_blocked()
             tg.cancel_scope.cancel()  # no checkpoint after this in the body
         assert tg.cancel_scope.cancelled_caught
+
+    run(main)
+
+
+async def _natively_cancel_one_child(make_group: Any, spawn: Any) -> list[object]:
+    """A child cancelled by task.cancel() (no scope involved), next to a sibling."""
+    seen: list[object] = []
+    loop = asyncio.get_running_loop()
+    victim: list[asyncio.Task[Any]] = []
+    go_on = asyncio.Event()
+
+    async def child() -> None:
+        victim.append(asyncio.current_task())  # type: ignore[arg-type]
+        await loop.create_future()
+
+    async def sibling() -> None:
+        await go_on.wait()
+        seen.append("sibling went on")
+
+    async with make_group() as group:
+        spawn(group, child)
+        spawn(group, sibling)
+        await asyncio.sleep(0)
+        victim[0].cancel()
+        await asyncio.sleep(0)  # the child ends cancelled
+        await asyncio.sleep(0)
+        seen.append(("victim cancelled", victim[0].cancelled()))
+        go_on.set()
+    seen.append("group exited")
+    return seen
+
+
+def test_child_cancelled_natively_leaves_its_group_alone(run: Run) -> None:
+    """A child's own native cancel keeps its stock meaning (asyncio.TaskGroup):
+    it does not cancel the group.  Only a child ending with a *scope's*
+    cancellation cancels it, as in Trio (tests/test_like_trio.py)."""
+    async def main() -> None:
+        stock = await _natively_cancel_one_child(asyncio.TaskGroup,
+                                                 lambda g, f: g.create_task(f()))
+        groups: list[scopeloop.TaskGroup] = []
+
+        def make() -> scopeloop.TaskGroup:
+            groups.append(create_task_group())
+            return groups[-1]
+        ours = await _natively_cancel_one_child(make, lambda g, f: g.start_soon(f))
+        assert stock == [("victim cancelled", True), "sibling went on", "group exited"]
+        assert ours == stock
+        assert not groups[0].cancel_scope.cancel_called
 
     run(main)
 
@@ -639,7 +690,7 @@ def test_task_returning_without_started(run: Run) -> None:
     run(main)
 
 
-def test_started_after_starter_cancelled_is_a_quiet_noop(run: Run) -> None:
+def test_started_after_starter_cancelled_keeps_task_with_caller(run: Run) -> None:
     log: list[object] = []
 
     async def main() -> None:
@@ -659,22 +710,27 @@ def test_started_after_starter_cancelled_is_a_quiet_noop(run: Run) -> None:
             assert scope.cancelled_caught
         assert not tg.cancel_scope.cancel_called
 
-        # The same with a task that returns normally after the void started().
+        # A task that returns normally after started() in the cancelled region:
+        # start() returns the value (Trio since its PR #1696), and the caller's
+        # next checkpoint raises.
         async def late_return(*, task_status: Any = TASK_STATUS_IGNORED) -> None:
             try:
                 await sleep_forever()
             except asyncio.CancelledError:
-                task_status.started()
+                task_status.started("late value")
                 log.append("returning")
 
         async with create_task_group() as tg:
             with CancelScope() as scope:
                 scope.cancel()
-                await tg.start(late_return)
+                log.append(("start() returned", await tg.start(late_return)))
+                await scopeloop.checkpoint()
+                log.append("not reached")
             assert scope.cancelled_caught
+        assert not tg.cancel_scope.cancel_called
 
     run(main)
-    assert log == ["started() returned", "returning"]
+    assert log == ["started() returned", "returning", ("start() returned", "late value")]
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks exist from Python 3.12")
