@@ -22,13 +22,17 @@ Two places can hold the culprit:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import os
 import sys
 import types
+import warnings
 import weakref
 from collections.abc import Iterable
 from inspect import CO_ASYNC_GENERATOR
+from typing import Any
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Referrer hops from a scope to the generator holding it: scope -> its TaskGroup
@@ -116,3 +120,132 @@ def _advice(what: str, code: types.CodeType, line: int, state: str) -> str:
         f"'async with contextlib.aclosing(gen) as g: async for x in g: ...'. "
         f"For a pytest async fixture, run pytest with --scopeloop, which runs each "
         f"async generator fixture in one task.")
+
+
+# -- debug mode: a warning at the yield itself ------------------------------------
+#
+# A debug loop hands every async generator it sees start to watch_yields().  On
+# Python 3.12+, sys.monitoring then reports the yields, resumptions and starts of
+# that generator's code only (local events: other code runs at full speed).  The
+# scope that was innermost when the generator started or was resumed after a
+# yield is its baseline; a real yield (not an await passing a future up) while a
+# scope below the baseline is open means the generator yields inside a scope it
+# entered.  Generators driven by contextlib.asynccontextmanager, or run as pytest
+# fixtures by the plugin, are meant to do exactly that and are not watched.
+
+_EXEMPT_CALLERS: set[types.CodeType] = {
+    contextlib._AsyncGeneratorContextManager.__aenter__.__code__}
+_TOOL_NAME = "scopeloop"
+_WRAPPED_NAME = "async_generator_wrapped_value"  # what a real yield hands the caller
+
+
+class _Watched:
+    __slots__ = ("baseline", "after_yield")
+
+    def __init__(self) -> None:
+        self.baseline: object = None
+        self.after_yield = False
+
+
+_watched: dict[int, _Watched] = {}  # by id() of the generator's frame
+_watched_codes: set[types.CodeType] = set()
+_tool: int | None = None
+_monitoring: Any = getattr(sys, "monitoring", None)  # Python 3.12+
+
+
+def exempt_caller(code: types.CodeType) -> None:
+    """Generators first iterated from ``code`` may yield inside scopes."""
+    _EXEMPT_CALLERS.add(code)
+
+
+def watch_yields(agen: types.AsyncGeneratorType[object, object]) -> None:
+    """Debug mode: warn when ``agen`` yields inside a scope it entered (3.12+)."""
+    if _monitoring is None or not _start_monitoring():
+        return
+    caller: types.FrameType | None = sys._getframe(1)
+    for _ in range(4):
+        if caller is None:
+            break
+        if caller.f_code in _EXEMPT_CALLERS:
+            return
+        caller = caller.f_back
+    frame = agen.ag_frame
+    if frame is None:
+        return
+    key = id(frame)
+    _watched[key] = _Watched()
+    weakref.finalize(agen, _watched.pop, key, None)
+    code = agen.ag_code
+    if code not in _watched_codes:
+        _watched_codes.add(code)
+        events = _monitoring.events
+        _monitoring.set_local_events(
+            _tool, code, events.PY_START | events.PY_RESUME | events.PY_YIELD)
+
+
+def _start_monitoring() -> bool:
+    global _tool
+    if _tool is not None:
+        return True
+    monitoring = _monitoring
+    for tool in (3, 4):  # ids no standard tool claims
+        if monitoring.get_tool(tool) is None:
+            monitoring.use_tool_id(tool, _TOOL_NAME)
+            events = monitoring.events
+            monitoring.register_callback(tool, events.PY_START, _on_start)
+            monitoring.register_callback(tool, events.PY_RESUME, _on_resume)
+            monitoring.register_callback(tool, events.PY_YIELD, _on_yield)
+            _tool = tool
+            return True
+    return False
+
+
+def _innermost_scope() -> object:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return getattr(task, "_scope", None)
+
+
+def _on_start(code: types.CodeType, offset: int) -> object:
+    state = _watched.get(id(sys._getframe(1)))
+    if state is not None:
+        state.baseline = _innermost_scope()
+    return None
+
+
+def _on_resume(code: types.CodeType, offset: int) -> object:
+    state = _watched.get(id(sys._getframe(1)))
+    if state is not None and state.after_yield:
+        state.after_yield = False
+        state.baseline = _innermost_scope()
+    return None
+
+
+def _on_yield(code: types.CodeType, offset: int, value: object) -> object:
+    if type(value).__name__ != _WRAPPED_NAME:
+        return None  # an await inside the generator
+    frame = sys._getframe(1)
+    state = _watched.get(id(frame))
+    if state is None:
+        return None
+    state.after_yield = True
+    scope = _innermost_scope()
+    baseline = state.baseline
+    if scope is baseline:
+        return None
+    while scope is not None and scope is not baseline:
+        scope = getattr(scope, "_parent", None)
+    if scope is baseline:  # the open scopes below the baseline are the generator's
+        name = getattr(code, "co_qualname", code.co_name)
+        warnings.warn(
+            f"async generator {name}() yielded inside a cancel scope or task group it "
+            f"entered ({code.co_filename}:{frame.f_lineno}): while it is suspended there, "
+            f"the scope stays open in the task iterating it (that code runs inside the "
+            f"scope and is cancelled with it), and resuming or closing the generator from "
+            f"another task exits the scope in the wrong task. Move the yield out of the "
+            f"scope; at least iterate and close the generator in one task: "
+            f"'async with contextlib.aclosing(gen) as g: async for x in g: ...'",
+            RuntimeWarning, stacklevel=2)
+    return None

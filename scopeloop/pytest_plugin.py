@@ -75,6 +75,7 @@ from typing import Any, cast
 import pytest
 from _pytest.fixtures import resolve_fixture_function
 
+from ._asyncgen import exempt_caller
 from .loop import BACKENDS, _resolve_backend, default_backend, new_event_loop
 
 __all__ = ("loop_factories",)
@@ -265,6 +266,10 @@ class _FixtureTask:
         await agen.aclose()
         raise RuntimeError(f"async generator fixture {self._name!r} yielded more than "
                            f"once; yield only once")
+
+
+# A fixture yields inside its scopes by design: no debug-mode warning for that.
+exempt_caller(_FixtureTask._run.__code__)
 
 
 def pytest_configure(config: pytest.Config) -> None:

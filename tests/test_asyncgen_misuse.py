@@ -4,7 +4,11 @@ that follow name the generator and say what to do (issue 19)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import sys
+import warnings
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -134,3 +138,70 @@ def test_misuse_outside_generators_has_no_generator_advice(run):
         assert "async generator" not in str(info.value)
 
     run(main)
+
+
+# -- debug mode: a warning at the yield itself (Python 3.12+: sys.monitoring) ------
+
+needs_monitoring = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="the yield is observed through sys.monitoring (3.12+)")
+
+
+def yield_warnings(backend: str, main: Callable[[], Any]) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scopeloop.run(main, backend=backend, debug=True)
+    return [str(w.message) for w in caught
+            if issubclass(w.category, RuntimeWarning) and "yielded inside" in str(w.message)]
+
+
+@needs_monitoring
+def test_debug_mode_warns_at_a_yield_inside_a_scope(backend: str) -> None:
+    async def main() -> None:
+        async with contextlib.aclosing(ticker()) as gen:
+            async for _ in gen:
+                pass
+        gen2 = serving()
+        await gen2.__anext__()
+        with pytest.raises(StopAsyncIteration):
+            await gen2.__anext__()  # cancels its group and exits it, in this task
+
+    messages = yield_warnings(backend, main)
+    assert len(messages) == 2, messages
+    assert f"async generator ticker() yielded inside a cancel scope or task group it " \
+           f"entered ({__file__}:{line_of('# TICKER_YIELD')})" in messages[0]
+    assert "async generator serving() yielded inside" in messages[1]
+    assert "contextlib.aclosing" in messages[0]
+
+
+@needs_monitoring
+def test_debug_mode_is_quiet_for_yields_outside_scopes(backend: str) -> None:
+    async def outside() -> AsyncIterator[int]:
+        for i in range(3):
+            with scopeloop.move_on_after(30):
+                await asyncio.sleep(0)  # an await inside the scope is fine
+            yield i
+
+    @contextlib.asynccontextmanager
+    async def context() -> AsyncIterator[None]:
+        async with create_task_group():
+            yield  # what asynccontextmanager is for
+
+    async def main() -> None:
+        with CancelScope():  # the consumer's own scope is not the generator's
+            async for _ in outside():
+                pass
+        async with context():
+            await asyncio.sleep(0)
+
+    assert yield_warnings(backend, main) == []
+
+
+def test_no_warning_without_debug_mode(backend: str) -> None:
+    async def main() -> None:
+        async with contextlib.aclosing(ticker()) as gen:
+            async for _ in gen:
+                pass
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scopeloop.run(main, backend=backend)
