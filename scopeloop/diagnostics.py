@@ -105,6 +105,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import IO, Any, TypeVar
 
+from ._asyncgen import watch_yields
 from .loop import AsyncioEventLoop
 from .scope import CancelScope
 from .task import _NO_CONTEXT, _not_started
@@ -297,6 +298,11 @@ class _DebugLoopMixin:
             raise
         _show_leftover_warnings()
         self._diag_signal = signum if print_tree_on_signal(signum, loop=self) else None  # type: ignore[arg-type]
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        super()._asyncgen_firstiter_hook(agen)  # type: ignore[misc]
+        # Warn at a yield inside a scope the generator entered (see _asyncgen).
+        watch_yields(agen)
 
     # -- recording --------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType, TracebackType
 from typing import Any, Protocol, TypeVar
 
+from ._asyncgen import asyncgen_hint
 from .scope import _ENTERED, _EXITED, CancelScope
 from .task import (
     _NO_CONTEXT,
@@ -155,9 +156,10 @@ class TaskGroup:
         scope = self.cancel_scope
         if not self._active:
             raise RuntimeError("this TaskGroup is not active: it was never entered "
-                               "or has already exited")
+                               "or has already exited." + asyncgen_hint("task group", scope))
         if asyncio.current_task() is not self._host:
-            raise RuntimeError("a TaskGroup must be exited in the task that entered it")
+            raise RuntimeError("a TaskGroup must be exited in the task that entered it."
+                               + asyncgen_hint("task group", scope))
         if exc is not None:
             scope.cancel()
             if not isinstance(exc, asyncio.CancelledError):

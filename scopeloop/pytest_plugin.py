@@ -31,6 +31,26 @@ answer it gets, so a ``conftest.py`` that implements ``pytest_asyncio_loop_facto
 itself takes precedence; it can include scopeloop's loops with
 :func:`loop_factories`.
 
+**Async generator fixtures run in one task.**  pytest-asyncio runs a fixture's
+setup, the test and the fixture's teardown in three different tasks, and a cancel
+scope or task group must be exited in the task that entered it.  So with the
+plugin enabled, each async generator fixture gets a task of its own that runs its
+setup, waits at the ``yield`` while the test runs (in its own task), and runs its
+teardown; the usual server fixture works::
+
+    @pytest_asyncio.fixture
+    async def server():
+        async with scopeloop.create_task_group() as tg:
+            await tg.start(serve)
+            yield
+            tg.cancel_scope.cancel()
+
+The fixture's task sits at the ``yield`` inside the group, as the generator does:
+if the group is cancelled meanwhile (a child failed), the CancelledError is raised
+at the ``yield``, the group exits there with the child's error, and the fixture's
+teardown reports it.  Context variables set by the setup are visible in the test,
+as pytest-asyncio provides.
+
 **AnyIO.** AnyIO's own pytest plugin picks its loop through the ``anyio_backend``
 fixture, and works beside this one (pytest-asyncio tests use the loops above,
 ``@pytest.mark.anyio`` tests the loop this fixture names)::
@@ -46,11 +66,16 @@ fixture, and works beside this one (pytest-asyncio tests use the loops above,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from typing import Any, cast
 
 import pytest
+from _pytest.fixtures import resolve_fixture_function
 
+from ._asyncgen import exempt_caller
 from .loop import BACKENDS, _resolve_backend, default_backend, new_event_loop
 
 __all__ = ("loop_factories",)
@@ -137,6 +162,114 @@ class _LoopFactoryProvider:
 
     def pytest_report_header(self, config: pytest.Config) -> str:
         return f"scopeloop: pytest-asyncio tests run on scopeloop ({', '.join(self.backends)})"
+
+    # Outside pytest-asyncio's own wrapper, so that it sees (and drives) ours.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any],
+                             request: pytest.FixtureRequest) -> Any:
+        if not (inspect.isasyncgenfunction(fixturedef.func)
+                and _run_by_pytest_asyncio(fixturedef.func, request.config)):
+            return (yield)
+        fixture = cast("Callable[..., AsyncGenerator[Any, None]]",
+                       resolve_fixture_function(fixturedef, request))
+        original = fixturedef.func
+        fixturedef.func = _in_one_task(fixture, fixturedef.argname)  # type: ignore[misc]
+        try:
+            return (yield)
+        finally:
+            fixturedef.func = original  # type: ignore[misc]
+
+
+def _run_by_pytest_asyncio(func: Any, config: pytest.Config) -> bool:
+    """Whether pytest-asyncio takes this async fixture (not AnyIO's or Trio's plugin)."""
+    if getattr(getattr(func, "__func__", func), "_force_asyncio_fixture", False):
+        return True  # @pytest_asyncio.fixture
+    return str(config.getini("asyncio_mode")) == "auto"
+
+
+def _in_one_task(fixture: Callable[..., AsyncGenerator[Any, None]], name: str,
+                 ) -> Callable[..., AsyncIterator[Any]]:
+    """An async generator fixture that runs ``fixture`` in a task of its own."""
+
+    # (wraps copies pytest-asyncio's marks, such as the loop scope, too.)
+    @functools.wraps(fixture)
+    async def in_one_task(**kwargs: Any) -> AsyncIterator[Any]:
+        host = _FixtureTask(fixture(**kwargs), name)
+        value = await host.setup()
+        yield value
+        await host.teardown()
+
+    return in_one_task
+
+
+class _FixtureTask:
+    """The task that runs one async generator fixture, from setup to teardown."""
+
+    def __init__(self, agen: AsyncGenerator[Any, None], name: str) -> None:
+        self._agen = agen
+        self._name = name
+        loop = asyncio.get_running_loop()
+        self._started: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+        # The future the task waits on at the yield; scope delivery may cancel it.
+        self._wake: asyncio.Future[None] = loop.create_future()
+        self._teardown_requested = False
+        self._context = contextvars.copy_context()
+        self._task = loop.create_task(self._run(), name=f"fixture {name!r}",
+                                      context=self._context)
+
+    async def setup(self) -> Any:
+        ok, value = await self._started
+        if not ok:
+            raise value
+        # Context variables the setup set, for the test (as pytest-asyncio does).
+        for var, new in self._context.items():
+            try:
+                if var.get() is new:
+                    continue
+            except LookupError:
+                pass
+            var.set(new)
+        return value
+
+    async def teardown(self) -> None:
+        self._teardown_requested = True
+        if not self._wake.done():
+            self._wake.set_result(None)
+        await self._task
+
+    async def _run(self) -> None:
+        agen = self._agen
+        try:
+            value = await agen.__anext__()
+        except BaseException as exc:
+            self._started.set_result((False, exc))
+            return
+        self._started.set_result((True, value))
+        thrown: BaseException | None = None
+        while not self._teardown_requested:
+            try:
+                await self._wake
+            except asyncio.CancelledError as exc:
+                # A scope the fixture entered was cancelled: the generator is the
+                # one waiting here, so the error belongs at its yield.
+                thrown = exc
+                break
+        try:
+            if thrown is not None:
+                await agen.athrow(thrown)
+            else:
+                await agen.__anext__()
+        except StopAsyncIteration:
+            return
+        finally:
+            del thrown
+        await agen.aclose()
+        raise RuntimeError(f"async generator fixture {self._name!r} yielded more than "
+                           f"once; yield only once")
+
+
+# A fixture yields inside its scopes by design: no debug-mode warning for that.
+exempt_caller(_FixtureTask._run.__code__)
 
 
 def pytest_configure(config: pytest.Config) -> None:

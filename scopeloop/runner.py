@@ -3,7 +3,15 @@
 The main coroutine runs inside a root cancel scope.  The first SIGINT cancels that
 scope (reason "KeyboardInterrupt"), so shielded cleanup runs to completion while
 the rest of the program unwinds; ``run()`` then raises a bare KeyboardInterrupt.
-A second SIGINT raises KeyboardInterrupt at once, as stock Python does.
+
+A second SIGINT (or any SIGINT while ``close()`` waits for leftover tasks and
+threads) abandons the loop: ``run()`` raises KeyboardInterrupt at once, and no
+task takes another step.  Waiting for anything at that point would break the
+promise, since a task may be waiting in a shield for as long as it likes, and a
+worker thread cannot be interrupted at all.  So the abandoned tasks' coroutines
+are closed where they stand, as Python closes an abandoned generator: ``finally``
+blocks run up to their first ``await`` and no further; threads are left to the
+interpreter (scopeloop's workers are daemon threads); the loop is closed.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import contextvars
 import functools
 import signal
 import threading
+import types
 from collections.abc import Awaitable, Callable, Coroutine
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
@@ -37,6 +46,11 @@ class Runner:
             debug=debug, loop_factory=functools.partial(new_event_loop, backend, debug=debug))
         self._root: CancelScope | None = None
         self._interrupts = 0
+        # Set by the SIGINT that abandons the loop (_abandoning), and once it is done;
+        # from then on nothing runs on the loop.
+        self._abandoning = False
+        self._abandoned = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> Runner:
         self._runner.__enter__()
@@ -47,12 +61,34 @@ class Runner:
         self.close()
 
     def close(self) -> None:
-        """Cancel remaining tasks, then shut down and close the loop."""
-        self._runner.close()
+        """Cancel remaining tasks, then shut down and close the loop.
+
+        A SIGINT meanwhile stops the waiting: the loop is abandoned (see the module
+        docstring) and KeyboardInterrupt raised.
+        """
+        if self._abandoned:
+            return
+        if self._loop is None:  # never used: nothing to wait for
+            self._runner.close()
+            return
+        previous = _install_sigint(self._on_sigint)
+        try:
+            self._runner.close()
+        except KeyboardInterrupt:
+            self._abandon()
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop this runner runs on (created on first use)."""
-        return self._runner.get_loop()
+        if self._abandoned:
+            raise RuntimeError("this Runner was abandoned by a second Ctrl+C; "
+                               "create a new one")
+        if self._loop is None:
+            self._loop = self._runner.get_loop()
+        return self._loop
 
     def run(self, main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any,
             context: contextvars.Context | None = None) -> T:
@@ -60,6 +96,7 @@ class Runner:
         if asyncio._get_running_loop() is not None:
             raise RuntimeError("scopeloop.run() cannot be called from a running event loop; "
                                "await the coroutine instead")
+        self.get_loop()  # (raises if abandoned, before a coroutine exists)
         coro = _as_coroutine(main, args)
         self._interrupts = 0
         previous = _install_sigint(self._on_sigint)
@@ -75,6 +112,8 @@ class Runner:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             self._root = None
+            if self._abandoning:
+                self._abandon()
         if self._interrupts:
             raise KeyboardInterrupt()
         return result
@@ -90,26 +129,70 @@ class Runner:
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._interrupts += 1
         root = self._root
-        if self._interrupts == 1 and root is not None:
-            loop = self._runner.get_loop()
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(root.cancel, "KeyboardInterrupt")
-                return
-        if self._interrupts == 2 and root is not None:
-            loop = self._runner.get_loop()
-            if not loop.is_closed() and asyncio.current_task(loop) is not None:
-                # Raised here, inside a task's step, the KeyboardInterrupt would be
-                # caught by the task groups around that code, which wait for their
-                # children (shielded cleanup too).  Raise it from the loop itself,
-                # right after this step; a third SIGINT still raises in place (for
-                # a step that never ends).
-                loop.call_soon_threadsafe(self._interrupt_loop)
-                return
+        loop = self._loop
+        assert loop is not None
+        if self._interrupts == 1 and root is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(root.cancel, "KeyboardInterrupt")
+            return
+        # The second one (or one while close() waits): nothing may run any more.
+        first = not self._abandoning
+        self._abandoning = True
+        if first and not loop.is_closed() and asyncio.current_task(loop) is not None:
+            # Raised here, inside a task's step, the KeyboardInterrupt would be
+            # caught by the task groups around that code, which wait for their
+            # children (shielded cleanup too).  Raise it from the loop itself,
+            # right after this step; another SIGINT still raises in place (for
+            # a step that never ends).
+            loop.call_soon_threadsafe(self._interrupt_loop)
+            return
         raise KeyboardInterrupt()
 
     def _interrupt_loop(self) -> None:
-        if self._root is not None:  # not once run() is over (close() runs callbacks)
-            raise KeyboardInterrupt()
+        raise KeyboardInterrupt()
+
+    def _abandon(self) -> None:
+        """Close every unfinished task's coroutine where it stands, then the loop."""
+        self._abandoned = True
+        loop = self._loop
+        assert loop is not None
+        tasks = asyncio.all_tasks(loop)
+        try:
+            for task in tasks:
+                _close_abandoned(loop, task)
+        finally:
+            if not loop.is_closed():
+                loop.close()
+
+
+_CLOSE_ATTEMPTS = 100
+# Coroutines that would not close (they await again each time they are closed):
+# kept, so that their finalizer never runs them at some arbitrary later moment.
+_unclosable: list[Coroutine[Any, Any, Any]] = []
+
+
+def _close_abandoned(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    """Close ``task``'s coroutine, as if the task were running (for scope exits)."""
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    coro = task.get_coro()
+    if not isinstance(coro, types.CoroutineType) or coro.cr_frame is None:
+        return
+    # GeneratorExit at the await where the task stands unwinds it; an await in a
+    # finally block makes close() fail there, so close again from that await on.
+    running = asyncio._get_running_loop()
+    asyncio.events._set_running_loop(loop)
+    asyncio.tasks._enter_task(loop, task)
+    try:
+        for _ in range(_CLOSE_ATTEMPTS):
+            try:
+                coro.close()
+            except Exception:
+                pass
+            if coro.cr_frame is None:
+                return
+        _unclosable.append(coro)
+    finally:
+        asyncio.tasks._leave_task(loop, task)
+        asyncio.events._set_running_loop(running)
 
 
 def _as_coroutine(main: Any, args: tuple[Any, ...]) -> Coroutine[Any, Any, Any]:

@@ -20,6 +20,7 @@ from asyncio import CancelledError, TimerHandle
 from types import TracebackType
 from typing import Any
 
+from ._asyncgen import asyncgen_hint
 from .task import (
     _NO_CONTEXT,
     ScopeCancelMessage,
@@ -111,7 +112,7 @@ class CancelScope:
         task = self._host
         if self._state is not _ENTERED or task is None:
             raise RuntimeError("this CancelScope is not active: it was never entered "
-                               "or has already been exited")
+                               "or has already been exited." + asyncgen_hint("scope", self))
         if task._scope is not self or _current_task() is not task:
             self._exit_misused(task)
         self._state = _EXITED
@@ -158,9 +159,11 @@ class CancelScope:
             raise RuntimeError(
                 f"a CancelScope must be exited in the task that entered it "
                 f"({task.get_name()!r}), not {where}; keep each "
-                f"'with CancelScope()' block inside one task")
+                f"'with CancelScope()' block inside one task." + asyncgen_hint("scope", self))
         inner = task._scope
+        still_open = []
         while inner is not None and inner is not self and inner._host is task:
+            still_open.append(inner)
             inner._state = _EXITED
             if inner._timer is not None:
                 inner._timer.cancel()
@@ -173,7 +176,7 @@ class CancelScope:
             "cancel scopes must be exited in the reverse order they were entered "
             "(the innermost first); a scope was exited while a scope entered after it "
             "was still active. Use nested 'with' blocks rather than calling "
-            "__enter__/__exit__ by hand")
+            "__enter__/__exit__ by hand." + asyncgen_hint("inner scope", self, still_open))
 
     # -- cancelling ---------------------------------------------------------------
 

@@ -244,7 +244,8 @@ def _not_started(coro: Any) -> bool:
 _FIX = ("run it with scopeloop.run(main), "
         "asyncio.run(main(), loop_factory=scopeloop.new_event_loop) (Python 3.12+), "
         "asyncio.Runner(loop_factory=scopeloop.new_event_loop), or "
-        "asyncio.set_event_loop_policy(scopeloop.EventLoopPolicy())")
+        "asyncio.set_event_loop_policy(scopeloop.EventLoopPolicy()); "
+        "for pytest-asyncio tests, run pytest with --scopeloop")
 
 
 def current_scope_task(api: str = "this scopeloop API") -> Task:

@@ -44,6 +44,7 @@ class Outcome:
     stderr: str
     cpu_after_signal: float  # CPU seconds the child used after the first SIGINT
     wall_after_signal: float  # seconds from the first SIGINT to its exit
+    wall_after_last_signal: float  # seconds from the last SIGINT to its exit
 
     @property
     def lines(self) -> list[str]:
@@ -85,8 +86,10 @@ def interrupt(tmp_path: Path, backend: str, source: str, *,
         read_until("ready")
         cpu0, t0 = cpu_seconds(child.pid), time.monotonic()
         child.send_signal(signal.SIGINT)
+        t_last = t0
         for marker in wait_for:
             read_until(marker)
+            t_last = time.monotonic()
             child.send_signal(signal.SIGINT)
         # Reap it ourselves to get its total CPU time (rusage) at exit.
         while True:
@@ -96,7 +99,8 @@ def interrupt(tmp_path: Path, backend: str, source: str, *,
             if time.monotonic() - t0 > TIMEOUT_S:
                 raise AssertionError(f"no exit within {TIMEOUT_S}s after SIGINT: {''.join(seen)}")
             time.sleep(0.02)
-        wall = time.monotonic() - t0
+        end = time.monotonic()
+        wall, wall_last = end - t0, end - t_last
         child.returncode = os.waitstatus_to_exitcode(status)
         rest_out, err = child.communicate()
     finally:
@@ -105,7 +109,7 @@ def interrupt(tmp_path: Path, backend: str, source: str, *,
             child.kill()
             child.communicate()
     return Outcome(child.returncode, "".join(seen) + rest_out, err,
-                   usage.ru_utime + usage.ru_stime - cpu0, wall)
+                   usage.ru_utime + usage.ru_stime - cpu0, wall, wall_last)
 
 
 # -- real SIGINT to a child process ------------------------------------------------
@@ -275,6 +279,80 @@ def test_second_ctrl_c_interrupts_at_once(tmp_path: Path, backend: str, busy: bo
     assert out.wall_after_signal < TIMEOUT_S / 3, out
 
 
+ABANDON = """
+    import asyncio
+    import sys
+    import time
+
+    import scopeloop
+    from scopeloop import to_thread
+
+    async def shielded_cleanup():
+        try:
+            await scopeloop.sleep_forever()
+        finally:
+            with scopeloop.CancelScope(shield=True):
+                print("cleanup started", flush=True)
+                await scopeloop.sleep(30)
+                print("shielded cleanup ran", flush=True)
+
+    async def threaded():
+        try:
+            await to_thread.run_sync(time.sleep, 30)
+            print("thread returned", flush=True)
+        finally:
+            with scopeloop.CancelScope(shield=True):
+                await scopeloop.sleep(0)
+                print("thread cleanup ran", flush=True)
+
+    async def orphan():
+        # Not in any group: only close() cancels it, and then waits for it.
+        try:
+            await scopeloop.sleep_forever()
+        except asyncio.CancelledError:
+            with scopeloop.CancelScope(shield=True):
+                print("orphan cleanup started", flush=True)
+                await scopeloop.sleep(30)
+                print("orphan cleanup ran", flush=True)
+
+    async def main():
+        if sys.argv[1] == "orphan":
+            keep = asyncio.create_task(orphan())
+            await scopeloop.wait_all_tasks_blocked()
+            print("ready", flush=True)
+            await scopeloop.sleep_forever()
+        async with scopeloop.create_task_group() as tg:
+            tg.start_soon(shielded_cleanup)
+            if sys.argv[1] == "thread":
+                tg.start_soon(threaded)
+            await scopeloop.wait_all_tasks_blocked()
+            print("ready", flush=True)
+
+    scopeloop.run(main)
+"""
+
+
+@pytest.mark.parametrize("case", ["shield", "thread", "orphan"])
+def test_second_ctrl_c_abandons_every_wait(tmp_path: Path, backend: str, case: str) -> None:
+    # After the first Ctrl+C the program waits (30 s) in shielded cleanup, for a
+    # thread, or (orphan) in close(), which waits for leftover tasks.  The second one
+    # ends it at once: nothing that waits runs any more, and the KeyboardInterrupt is
+    # unhandled, so the process dies of SIGINT as stock Python does.
+    script = ABANDON.replace("scopeloop.run(main)", f"sys.argv[1:] = [{case!r}]\n"
+                             "    scopeloop.run(main)")
+    marker = "orphan cleanup started" if case == "orphan" else "cleanup started"
+    out = interrupt(tmp_path, backend, script, wait_for=(marker,))
+    assert out.returncode == -signal.SIGINT, out
+    assert out.wall_after_last_signal < 5, out
+    assert out.lines == ["ready", marker], out
+    last = out.stderr.rstrip().splitlines()
+    assert last[-1] == "KeyboardInterrupt", out.stderr
+    # Nothing else on stderr: no "Task was destroyed but it is pending!", no
+    # "Exception ignored" from a coroutine closed at exit.
+    assert "Task was destroyed" not in out.stderr and "ignored" not in out.stderr, out.stderr
+    assert "ExceptionGroup" not in out.stderr, out.stderr
+
+
 # -- in process: the signal is raised by the program itself ------------------------
 
 
@@ -428,3 +506,37 @@ def test_main_that_handles_the_cancellation_still_ends_in_keyboard_interrupt(
         return "not reached"
 
     assert type(run_interrupted(backend, main)) is KeyboardInterrupt
+
+
+def test_second_ctrl_c_closes_tasks_where_they_stand(backend: str, default_sigint: None) -> None:
+    log: list[str] = []
+
+    async def worker() -> None:
+        try:
+            await sleep_forever()
+        finally:
+            log.append("worker finally")
+            with CancelScope(shield=True):
+                # The second Ctrl+C, as soon as this task waits.
+                asyncio.get_running_loop().call_soon(ctrl_c)
+                await asyncio.sleep(30)
+                log.append("worker cleanup done")  # would have to wait: never runs
+            log.append("after the shield")  # the coroutine is closed at the await
+
+    async def main() -> None:
+        async with create_task_group() as tg:
+            tg.start_soon(worker)
+            await wait_all_tasks_blocked()
+            ctrl_c()
+            await sleep_forever()
+
+    start = time.monotonic()
+    with scopeloop.Runner(backend=backend) as runner:
+        loop = runner.get_loop()
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(main)
+        assert loop.is_closed()
+        with pytest.raises(RuntimeError, match="abandoned by a second Ctrl"):
+            runner.run(main)
+    assert time.monotonic() - start < 5
+    assert log == ["worker finally"]

@@ -276,3 +276,104 @@ def test_plugin_module_docstring_documents_the_options() -> None:
 def _no_backend_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Inner runs read SCOPELOOP_BACKEND for the default backend; keep it predictable.
     monkeypatch.delenv("SCOPELOOP_BACKEND", raising=False)
+
+
+# -- async generator fixtures: setup and teardown in one task ----------------------
+
+SERVER_FIXTURES = """\
+import asyncio
+import contextvars
+import pytest
+import pytest_asyncio
+import scopeloop
+
+served = []
+tasks = {}
+var = contextvars.ContextVar("var", default="unset")
+
+async def serve(task_status=scopeloop.TASK_STATUS_IGNORED):
+    task_status.started()
+    try:
+        await scopeloop.sleep_forever()
+    finally:
+        served.append("server stopped")
+
+@pytest_asyncio.fixture
+async def server():
+    tasks["setup"] = asyncio.current_task()
+    var.set("set by fixture")
+    async with scopeloop.create_task_group() as tg:
+        await tg.start(serve)
+        with scopeloop.move_on_after(30) as scope:
+            yield "running"
+        tasks["teardown"] = asyncio.current_task()
+        tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    served.append("group exited")
+
+@pytest.mark.asyncio
+async def test_uses_server(server):
+    assert server == "running"
+    assert var.get() == "set by fixture"
+    assert asyncio.current_task() is not tasks["setup"]
+    await scopeloop.sleep(0)
+
+def test_after():
+    assert served == ["server stopped", "group exited"]
+    assert tasks["setup"] is tasks["teardown"]
+"""
+
+
+def test_task_group_in_async_generator_fixture(pytester: pytest.Pytester, backend: str) -> None:
+    make_suite(pytester, tests=SERVER_FIXTURES)
+    run_inner(pytester, f"--scopeloop-backend={backend}").assert_outcomes(passed=2)
+
+
+CRASHING_SERVER = """\
+import pytest
+import pytest_asyncio
+import scopeloop
+
+async def crash():
+    await scopeloop.sleep(0)
+    raise ValueError("server crashed")
+
+@pytest_asyncio.fixture
+async def server():
+    async with scopeloop.create_task_group() as tg:
+        tg.start_soon(crash)
+        yield
+        raise AssertionError("not reached: the yield raises the group's cancellation")
+
+@pytest.mark.asyncio
+async def test_uses_server(server):
+    for _ in range(3):
+        await scopeloop.sleep(0)
+"""
+
+
+def test_fixture_group_cancelled_at_the_yield(pytester: pytest.Pytester, backend: str) -> None:
+    # The group is cancelled while the test runs: as in one task, the CancelledError
+    # comes out of the fixture's yield and the group raises the child's error, which
+    # the fixture's teardown reports.
+    make_suite(pytester, tests=CRASHING_SERVER)
+    result = run_inner(pytester, f"--scopeloop-backend={backend}")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_uses_server*"])
+    result.stdout.fnmatch_lines(["*ValueError: server crashed*"])
+    result.stdout.no_fnmatch_line("*not reached*")
+
+
+def test_scope_api_without_the_plugin_says_to_enable_it(pytester: pytest.Pytester) -> None:
+    make_suite(pytester, tests="""\
+        import pytest
+        import scopeloop
+
+        @pytest.mark.asyncio
+        async def test_scope():
+            with scopeloop.move_on_after(1):
+                pass
+        """)
+    result = run_inner(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*not a scopeloop loop*run pytest with --scopeloop*"])
