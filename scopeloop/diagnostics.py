@@ -107,7 +107,8 @@ from typing import IO, Any, TypeVar
 
 from .loop import AsyncioEventLoop
 from .scope import CancelScope
-from .task import _NO_CONTEXT, _not_started
+from ._cpython import not_started as _not_started
+from .task import _NO_CONTEXT
 
 try:
     from .loop import UVLoopEventLoop
