@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import importlib.machinery
 import importlib.util
 import io
@@ -29,7 +30,8 @@ import types
 import warnings
 from types import TracebackType
 
-from .loop import BACKENDS, EventLoopPolicy, default_backend
+from . import _cpython
+from .loop import BACKENDS, EventLoopPolicy, _resolve_backend, default_backend, new_event_loop
 
 PROG = "python -m scopeloop"
 
@@ -107,11 +109,17 @@ def _parse(argv: list[str]) -> tuple[str | None, str | None, str | None, list[st
 
 
 def _install_policy(backend: str | None) -> None:
+    if _cpython.POLICY_BASE is None or _cpython.set_event_loop_policy is None:
+        # No policy API (3.16): asyncio.run(), Runner() and new_event_loop() all
+        # create their loop through asyncio.events.new_event_loop; make that ours.
+        factory = functools.partial(new_event_loop, _resolve_backend(backend))
+        asyncio.events.new_event_loop = asyncio.new_event_loop = factory
+        return
     # Python 3.14 deprecates the policy API; the user asked for this runner, not for
     # the policy, so the warning would only be noise here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        asyncio.set_event_loop_policy(EventLoopPolicy(backend))
+        _cpython.set_event_loop_policy(EventLoopPolicy(backend))
 
 
 def _is_ours(tb: TracebackType) -> bool:

@@ -75,8 +75,9 @@ Format, line by line:
   ``task group with <n> tasks`` (tasks spawned into it are its children in the
   tree), ``cancelled`` or ``cancelled (<reason>)``, ``shield``, and
   ``deadline in <s>s`` or ``deadline <s>s ago``.  ``<id>`` is the hex id that
-  the CancelledError a scope raises carries in its message.  The shielded scope
-  a task group waits in while its children finish is not shown.
+  the CancelledError a scope raises carries in its message.  A pending
+  ``start()`` shows as ``scope <id>: start() waiting for task_status.started()``
+  with the task it started below it.
 * ``pending timer <callback> due in <s>s, created at <file>:<line>`` and
   ``pending callback <callback>, created at ...`` (debug mode): what the task
   above has scheduled and not yet seen run or cancelled.
@@ -106,9 +107,15 @@ from types import FrameType
 from typing import IO, Any, TypeVar
 
 from ._asyncgen import watch_yields
+from .group import _StarterScope
 from .loop import AsyncioEventLoop
 from .scope import CancelScope
-from .task import _NO_CONTEXT, _not_started
+from ._cpython import ASYNCIO_DIR as _ASYNCIO_DIR
+from ._cpython import ASYNCIO_TASKS as _ASYNCIO_TASKS
+from ._cpython import BASE_EVENTS as _BASE_EVENTS
+from ._cpython import await_frames, task_step_type
+from ._cpython import not_started as _not_started
+from .task import _NO_CONTEXT
 
 try:
     from .loop import UVLoopEventLoop
@@ -121,12 +128,8 @@ __all__ = ("LeftoverWarning", "format_tree", "print_tree", "print_tree_on_signal
 _ENV_SIGNAL = "SCOPELOOP_TREE_SIGNAL"
 _STACK_DEPTH = 5  # the creation site and up to four callers
 
-_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _SCOPELOOP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _INTERNAL_DIRS = (_ASYNCIO_DIR, _SCOPELOOP_DIR)
-_ASYNCIO_TASKS = os.path.join(_ASYNCIO_DIR, "tasks.py")
-_BASE_EVENTS = os.path.join(_ASYNCIO_DIR, "base_events.py")
-_GROUP_FILE = os.path.join(_SCOPELOOP_DIR, "group.py")
 _STDLIB_DIR = os.path.dirname(os.path.dirname(asyncio.__file__)) + os.sep
 
 
@@ -147,6 +150,8 @@ def _library_dirs() -> tuple[str, ...]:
 # library's internal tasks) and manages it: what it schedules is not the program's.
 _LIBRARY_DIRS = _library_dirs()
 _SIGUSR1: int | None = getattr(signal, "SIGUSR1", None)  # absent on Windows
+# What a C Task schedules for its next step (found once, not by its type's name).
+_TASK_STEP: Any = task_step_type()
 
 _T = TypeVar("_T")
 
@@ -237,7 +242,7 @@ def _is_internal_callback(callback: Any, args: tuple[Any, ...]) -> bool:
     Their ``call_soon`` has no Python caller of its own, so the caller's frame says
     nothing: recognise them by what they call.
     """
-    if type(callback).__name__ == "TaskStepMethWrapper":
+    if type(callback) is _TASK_STEP:
         return True  # a task's next step
     if len(args) == 1 and asyncio.isfuture(args[0]):
         return True  # a future's done-callback (a task's wake-up among them)
@@ -273,7 +278,7 @@ def _trim_source_traceback(obj: Any) -> None:
     """Drop this module's frames (and the base loop's they call) from the end of the
     creation traceback that asyncio's debug mode keeps, so that it ends where stock
     asyncio's does: at the caller of call_soon/call_later/call_at/create_task."""
-    stack = getattr(obj, "_source_traceback", None)
+    stack = getattr(obj, "_source_traceback", None)  # (_cpython.py, item 4)
     while stack and stack[-1].filename in (__file__, _BASE_EVENTS):
         del stack[-1]
 
@@ -356,7 +361,7 @@ class _DebugLoopMixin:
                      frame: FrameType) -> _Record | None:
         if context is _NO_CONTEXT:
             return None  # scopeloop's own: deliveries, deadlines, re-checks
-        if type(callback).__name__ == "TaskStepMethWrapper":
+        if type(callback) is _TASK_STEP:
             task = callback.__self__
             if task not in self._diag_tasks:
                 if _not_started(task.get_coro()):
@@ -690,13 +695,7 @@ def _frames(task: asyncio.Task[Any], running: bool) -> list[FrameType]:
                 return frames
             frame = frame.f_back
         return [top] if top is not None else []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is None:
-            break
-        frames.append(frame)
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return frames
+    return await_frames(coro)
 
 
 def _natural(name: str) -> list[Any]:
@@ -720,7 +719,6 @@ class _Tree:
         self._loose: dict[asyncio.Task[Any], list[asyncio.Task[Any]]] = {}
         self._roots: list[asyncio.Task[Any]] = []
         self._shown: set[asyncio.Task[Any]] = set()
-        self._starters = set(_starter_scopes(self._tasks))
         for task in self._tasks:
             attach = _attach_scope(task)
             origin = self._origin(task)
@@ -776,9 +774,6 @@ class _Tree:
 
         children: list[_Node] = []
         chain = _own_scopes(task)
-        if (chain and frames and frames[-1].f_code.co_filename == _GROUP_FILE
-                and _is_plain_shield(chain[-1]) and chain[-1] not in self._children):
-            chain.pop()  # the shield a task group waits for its children in
         if chain:
             children.append(self._scope_node(chain, 0))
         if self._debug:
@@ -793,7 +788,7 @@ class _Tree:
         scope = chain[index]
         attributes = []
         spawned = self._children.get(scope, [])
-        if scope in self._starters:
+        if isinstance(scope, _StarterScope):
             attributes.append("start() waiting for task_status.started()")
         elif scope._spawned is not None:
             attributes.append(f"task group with {len(spawned)} task{'s' if len(spawned) != 1 else ''}")
@@ -821,21 +816,6 @@ class _Tree:
         if record.kind == "timer" and when is not None:
             text += f" due in {when() - self._now:.3f}s"
         return f"{text}, created at {_site_text(record.site)}"
-
-
-def _starter_scopes(tasks: list[asyncio.Task[Any]]) -> Iterator[CancelScope]:
-    """The scopes that ``TaskGroup.start()`` calls hold their starting task in."""
-    for task in tasks:
-        for frame in _frames(task, running=False):
-            if frame.f_code.co_filename == _GROUP_FILE and frame.f_code.co_name == "_run":
-                scope = getattr(frame.f_locals.get("self"), "_starter", None)
-                if isinstance(scope, CancelScope):
-                    yield scope
-
-
-def _is_plain_shield(scope: CancelScope) -> bool:
-    return (scope._shield and not scope._cancel_called and scope._deadline == math.inf
-            and scope._spawned is None)
 
 
 def _reason(scope: CancelScope) -> str:

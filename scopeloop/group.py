@@ -403,8 +403,16 @@ def _reparent(task: Task, root: CancelScope) -> None:
         task._deliver_scope_cancel()
 
 
-# A CancelScope with no deadline and no shield, without a Python-level __init__ call.
-_new_scope = functools.partial(object.__new__, CancelScope)
+class _StarterScope(CancelScope):
+    """The scope a ``start()`` call holds its task in until ``started()``.
+
+    Its own class so that diagnostics can tell a pending start() from a task group
+    by what the scope is, not by the name of a function on the stack.
+    """
+
+
+# A starter scope (no deadline, no shield) without a Python-level __init__ call.
+_new_scope = functools.partial(object.__new__, _StarterScope)
 
 
 class _StartStatus:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from typing import Any, Coroutine
 
 from sniffio import thread_local as _sniffio_thread
 
+from ._cpython import POLICY_BASE
 from .task import Task
 
 _uvloop: Any
@@ -150,16 +150,23 @@ def new_event_loop(backend: str | None = None, *, debug: bool | None = None
     return loop
 
 
-def _policy_base() -> type:
-    # 3.14 deprecates the public policy names; the private alias avoids a warning at
-    # import time (users still see the stdlib's own warning when they install one).
-    if sys.version_info >= (3, 14):  # pragma: no cover
-        platform_events = asyncio.windows_events if sys.platform == "win32" else asyncio.unix_events
-        return platform_events._DefaultEventLoopPolicy  # type: ignore[no-any-return]
-    return asyncio.DefaultEventLoopPolicy
+_NO_POLICY = ("asyncio's event loop policy API is not available on this Python "
+              "(deprecated in 3.14, removed in 3.16), so scopeloop.EventLoopPolicy "
+              "cannot be used; run the program with scopeloop.run(main), "
+              "asyncio.run(main(), loop_factory=scopeloop.new_event_loop) or "
+              "asyncio.Runner(loop_factory=scopeloop.new_event_loop)")
 
 
-class EventLoopPolicy(_policy_base()):  # type: ignore[misc]
+class _NoPolicy:
+    """Stands in for the stdlib policy base where there is none (3.16)."""
+
+    def __init__(self) -> None:
+        raise RuntimeError(_NO_POLICY)
+
+
+# 3.14 deprecates the public policy names: POLICY_BASE is the private alias there,
+# so importing scopeloop does not warn (installing the policy still does).
+class EventLoopPolicy(POLICY_BASE or _NoPolicy):  # type: ignore[misc]
     """An event loop policy whose loops are scopeloop loops.
 
     ``asyncio.set_event_loop_policy(scopeloop.EventLoopPolicy())`` makes
@@ -167,7 +174,7 @@ class EventLoopPolicy(_policy_base()):  # type: ignore[misc]
     """
 
     def __init__(self, backend: str | None = None) -> None:
-        super().__init__()
+        super().__init__()  # (raises where the policy API is gone)
         self._backend = None if backend is None else _resolve_backend(backend)
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:

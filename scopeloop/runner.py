@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
+from ._cpython import get_running_loop_or_none
 from .loop import new_event_loop
 from .scope import CancelScope
 
@@ -93,7 +94,7 @@ class Runner:
     def run(self, main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any,
             context: contextvars.Context | None = None) -> T:
         """Run ``main(*args)`` (or the coroutine ``main``) to completion; return its result."""
-        if asyncio._get_running_loop() is not None:
+        if get_running_loop_or_none() is not None:
             raise RuntimeError("scopeloop.run() cannot be called from a running event loop; "
                                "await the coroutine instead")
         self.get_loop()  # (raises if abandoned, before a coroutine exists)

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from ._cpython import CURRENT_TASKS, UNCANCEL_CLEARS_PENDING
 from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task
 
 __all__ = (
@@ -159,8 +160,10 @@ _running_task: Callable[[], Any]  # the running task (None outside one)
 if sys.version_info >= (3, 12):
     _running_task = _current_task
 else:
-    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]  # loop -> stepping task
     from threading import get_ident
+
+    assert CURRENT_TASKS is not None
+    _current_tasks = CURRENT_TASKS  # loop -> stepping task (_cpython.py, item 6)
 
     _last_seen: tuple[Any, int] = (None, 0)  # (loop, thread) of the last task found
 
@@ -214,7 +217,7 @@ def _redeliver(task: Any, exc: BaseException) -> None:
     msg = exc.args[0] if exc.args else None
     if isinstance(msg, ScopeCancelMessage):
         return  # scope cancellation is level-triggered: the next checkpoint raises anyway
-    if sys.version_info >= (3, 13):
+    if UNCANCEL_CLEARS_PENDING:
         # Pending until the task next suspends; an uncancel() to zero withdraws it, and
         # if the task returns first it ends cancelled, as with any pending cancel().
         task.cancel(msg)

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
+
+from ._cpython import not_started as _not_started
+from ._cpython import waits_for_stdlib_group_children
 
 if TYPE_CHECKING:
     from .scope import CancelScope
@@ -66,7 +68,8 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     # __init__ on a C Task subclass costs more than the rest of task creation
     # (measured +25-50% on spawn/join); attributes land in the instance dict only
     # for tasks that actually use scopes.
-    # The C Task's own state, readable from Python (annotated only, never assigned).
+    # The C Task's own state, readable from Python (annotated only, never assigned;
+    # see _cpython.py, which checks at import that they exist).
     _fut_waiter: asyncio.Future[Any] | None
     _must_cancel: bool
 
@@ -147,14 +150,15 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
             # Its wake-up is already queued: the operation completed, let the task
             # see the result and interrupt it at its next checkpoint instead.
             self._scope_pending = _QUEUED
-        elif waiter is self._scope_exempt or (again and _waits_in_stdlib_group_exit(self)):
+        elif waiter is self._scope_exempt or (again and waits_for_stdlib_group_children(self)):
             # An exempt wait is left alone; decide again once it is over.
             # asyncio.TaskGroup catches the CancelledError of its exit wait, aborts
             # its children and waits again: interrupting every such wait would only
             # spin until they finish.  It re-raises the first interruption when they
-            # have, so wait for that instead.  (Only after an interruption, `again`,
-            # can the task be back there; otherwise the walk down its coroutines is
-            # skipped.)
+            # have, so wait for that instead.  It is recognised by the future it
+            # waits on (_cpython.py, item 8), which costs a walk down the task's
+            # coroutines: only after an interruption, `again`, can the task be back
+            # there, so otherwise that is skipped.
             self._scope_pending = waiter
             waiter.add_done_callback(self._on_waiter_done, context=_NO_CONTEXT)
             return
@@ -221,24 +225,6 @@ def recheck_soon(loop: asyncio.AbstractEventLoop, batch: list[Task]) -> None:
 def _recheck_all(batch: list[Task]) -> None:
     for task in batch:
         task._recheck()
-
-
-_STDLIB_GROUP_EXIT = asyncio.TaskGroup.__aexit__.__code__
-
-
-def _waits_in_stdlib_group_exit(task: Task) -> bool:
-    """Whether ``task`` is suspended directly in ``asyncio.TaskGroup.__aexit__``."""
-    coro = task.get_coro()
-    inner = getattr(coro, "cr_await", None)
-    while inner is not None and type(inner) is CoroutineType:
-        coro, inner = inner, inner.cr_await
-    return getattr(coro, "cr_code", None) is _STDLIB_GROUP_EXIT
-
-
-def _not_started(coro: Any) -> bool:
-    # A coroutine that has neither run nor finished has a frame but is not suspended.
-    return (getattr(coro, "cr_suspended", True) is False
-            and coro.cr_frame is not None and not coro.cr_running)
 
 
 _FIX = ("run it with scopeloop.run(main), "

@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from ._cpython import task_of_loop
 from .group import TaskGroup, create_task_group
 from .scope import CancelScope, _check_delay, move_on_after
 from .streams import BrokenResourceError, ClosedResourceError, EndOfStream
@@ -136,11 +137,8 @@ def _socket_attributes(sock: Any, peer: bool) -> dict[Any, Callable[[], Any]]:
     return attributes
 
 
-if sys.version_info >= (3, 12):
-    from _asyncio import current_task as _task_of
-else:  # asyncio.current_task() is pure Python on 3.11; its dict lookup is what matters
-    from _asyncio import _current_tasks  # type: ignore[attr-defined]  # the C module's dict
-    _task_of = _current_tasks.get
+# asyncio.current_task() is pure Python on 3.11; its dict lookup is what matters.
+_task_of = task_of_loop
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> bool:

@@ -870,3 +870,39 @@ def test_print_tree_on_signal_outside_the_main_thread_does_nothing() -> None:
     finally:
         loop.close()
     assert result == [False]
+
+
+def test_tree_shows_a_pending_start(run: Any) -> None:
+    # A task waiting in TaskGroup.start() for task_status.started() is drawn as that,
+    # with the task it started below, not as a task group (diagnostics found the
+    # pending start() by the name of a function group.py no longer had).
+    async def slow_start(release: asyncio.Event, task_status: Any) -> None:
+        await release.wait()
+        task_status.started()
+        await asyncio.Event().wait()
+
+    async def main() -> tuple[str, str]:
+        release = asyncio.Event()
+        async with scopeloop.create_task_group() as tg:
+            async def caller() -> None:
+                await tg.start(slow_start, release, name="starting")
+            tg.start_soon(caller, name="caller")
+            await scopeloop.wait_all_tasks_blocked()
+            during = scopeloop.format_tree()
+            release.set()
+            await scopeloop.wait_all_tasks_blocked()
+            after = scopeloop.format_tree()
+            tg.cancel_scope.cancel()
+        return during, after
+
+    during, after = (normalise(text).splitlines() for text in run(main))
+    caller = next(i for i, line in enumerate(during) if "task 'caller'" in line)
+    assert " waiting at group.py:N in TaskGroup.start()" in during[caller]
+    assert during[caller + 1].endswith("`- scope ID: start() waiting for task_status.started()")
+    assert "task 'starting' waiting at locks.py:N in Event.wait()" in during[caller + 2]
+    assert sum("task group with" in line for line in during) == 1  # only the real group
+    # Once started, the task is the group's child and the start() is gone.
+    assert not any("start() waiting" in line for line in after)
+    group = next(i for i, line in enumerate(after) if "task group with" in line)
+    assert after[group].endswith("scope ID: task group with 1 task")
+    assert "task 'starting' waiting" in after[group + 1]
