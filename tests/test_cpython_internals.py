@@ -300,7 +300,10 @@ def test_without_the_policy_api_the_pytest_plugin_works(tmp_path: Path, backend:
         pa._get_event_loop_policy = asyncio.events.get_event_loop_policy
         pa._set_event_loop_policy = asyncio.events.set_event_loop_policy
         import pytest
-        sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "scopeloop.pytest_plugin",
+        from importlib.metadata import entry_points
+        # Installed, the plugin is loaded by its pytest11 entry point; else name it.
+        load = [] if entry_points(group="pytest11", name="scopeloop") else ["-p", "scopeloop.pytest_plugin"]
+        sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *load,
                               "--scopeloop-backend", sys.argv[1], sys.argv[2]]))
         """, backend, str(tmp_path / "test_it.py"))
     assert result.returncode == 0, result.stdout + result.stderr
