@@ -202,7 +202,11 @@ def _plain_task_scope(task: Any) -> Any:
 
 
 def _effectively_cancelled(task: Any) -> bool:
-    """True if ``task``'s next checkpoint raises CancelledError."""
+    """True if ``task``'s next checkpoint raises CancelledError.
+
+    Arms a native cancellation that a completed operation owes the task (see
+    ``_arm_owed``), so the caller's checkpoint raises it.
+    """
     try:
         scope = task._scope
     except AttributeError:
@@ -213,7 +217,28 @@ def _effectively_cancelled(task: Any) -> bool:
         if scope._shield:
             break
         scope = scope._parent
-    return bool(task._must_cancel)
+    return bool(task._must_cancel) or bool(_owed) and _arm_owed(task)
+
+
+# Before 3.13: native cancellations that a completed operation took and that wait to
+# be re-delivered (see _redeliver), task -> (cancelling() then, message).  Streams and
+# primitives call _arm_owed() where they check for cancellation, so a task looping on
+# operations that complete at once (each ending in a schedule point) still gets it.
+_owed: dict[Any, tuple[int, Any]] = {}
+
+
+def _arm_owed(task: Any) -> bool:
+    """Arm the native cancellation owed to ``task``, unless it was withdrawn since.
+
+    Called at the start of an operation, before it does anything: the caller's
+    checkpoint then raises it, so nothing is left armed for a later await to trip on.
+    """
+    token = _owed.pop(task, None)
+    if token is None or task.cancelling() < token[0]:
+        return False
+    task.cancel(token[1])
+    task.uncancel()  # the request is already counted
+    return True
 
 
 def _redeliver(task: Any, exc: BaseException) -> None:
@@ -231,23 +256,30 @@ def _redeliver(task: Any, exc: BaseException) -> None:
         # Before 3.13 uncancel() cannot withdraw a pending interrupt, and a withdrawn
         # one would still fire (asyncio.timeout's exit withdraws its request), so the
         # decision waits until the task has suspended; cancel() then interrupts the
-        # await it stopped at.  A task that returns before suspending again keeps the
-        # request counted but is not interrupted.
-        task._loop.call_soon(_redeliver_if_pending, task, task.cancelling(), msg,
-                             context=_NO_CONTEXT)
+        # await it stopped at.  If that is the schedule point of another completed
+        # operation, it is owed again; the next operation's start raises it
+        # (_arm_owed), whichever comes first.  A task that returns before suspending
+        # again keeps the request counted but is not interrupted.
+        token = (task.cancelling(), msg)
+        _owed[task] = token
+        task._loop.call_soon(_redeliver_if_pending, task, token, context=_NO_CONTEXT)
 
 
-def _redeliver_if_pending(task: Any, count: int, msg: Any) -> None:
-    if task.done() or task.cancelling() < count:
+def _redeliver_if_pending(task: Any, token: tuple[int, Any]) -> None:
+    if _owed.get(task) is not token:
+        return  # an operation's start has raised it already
+    if task.done() or task.cancelling() < token[0]:
+        del _owed[task]
         return  # finished, or the request was withdrawn
     waiter = task._fut_waiter
     if task._must_cancel or (waiter is not None and waiter.done()):
         # Another interruption (e.g. a cancel scope's) is already on its way: ours
         # would be folded into it and carry its message, and a scope would swallow
         # it.  Decide again once the task has taken that step.
-        task._loop.call_soon(_redeliver_if_pending, task, count, msg, context=_NO_CONTEXT)
+        task._loop.call_soon(_redeliver_if_pending, task, token, context=_NO_CONTEXT)
         return
-    task.cancel(msg)
+    del _owed[task]
+    task.cancel(token[1])
     task.uncancel()
 
 
@@ -382,7 +414,7 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
             if scope._shield:
                 break
             scope = scope._parent
-        if task._must_cancel:
+        if task._must_cancel or (_owed and _arm_owed(task)):
             await sleep(0)
         if self._closed:
             raise ClosedResourceError("this send stream has been closed")
@@ -528,7 +560,7 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
             if scope._shield:
                 break
             scope = scope._parent
-        if task._must_cancel:
+        if task._must_cancel or (_owed and _arm_owed(task)):
             await sleep(0)
         if self._closed:
             raise ClosedResourceError("this receive stream has been closed")
