@@ -388,3 +388,28 @@ def test_rendezvous_hand_off_is_a_schedule_point(run) -> None:  # type: ignore[n
         receive.close()
     run(main)
 
+
+
+def test_condition_wait_takes_a_free_lock_back_without_another_yield(run) -> None:  # type: ignore[no-untyped-def]
+    """The wake-up from a notification is the schedule point: one step after the
+    notifier released the lock, the waiter holds it and wait() has returned (a Trio
+    Condition hands the lock over with the wake-up)."""
+    async def main() -> None:
+        condition = scopeloop.Condition()
+        log: list[Any] = []
+
+        async def waiter() -> None:
+            async with condition:
+                await condition.wait()
+                log.append(condition.locked())
+
+        task = asyncio.get_running_loop().create_task(waiter())
+        await wait_all_tasks_blocked()
+        condition.acquire_nowait()
+        condition.notify()
+        condition.release()
+        await asyncio.sleep(0)  # the waiter's one step
+        assert log == [True]
+        await task
+        assert not condition.locked()
+    run(main)
