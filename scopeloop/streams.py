@@ -21,9 +21,16 @@ lost or delivered twice:
 So a ``send()`` that raised did not deliver, a ``receive()`` that raised did not
 consume, and every receiver gets each sender's items in the order they were sent.
 
-``send()`` and ``receive()`` are cancel points: they raise CancelledError if the task
-is effectively cancelled.  Like ``asyncio.Queue``, they yield to the loop only when
-they have to wait; a loop of sends into a stream with room never yields.
+``send()``, ``receive()`` and ``async for`` follow Trio's memory channels.  They are
+cancel points: they raise CancelledError, without delivering or consuming, if the task
+is effectively cancelled when they are called.  And they are schedule points: one that
+completes without waiting (room in the buffer, an item ready, a waiting peer) yields to
+the loop once afterwards, so a task looping on ``send()`` into an unbounded stream
+still lets the others run.  That yield is not a cancel point (Trio's
+``cancel_shielded_checkpoint``): the operation has already happened, so a cancellation
+that arrives meanwhile is raised at the task's next checkpoint instead (a scope's is
+level-triggered anyway; a native ``Task.cancel()`` is re-delivered, as for a waiter
+whose operation completed).  The ``*_nowait()`` forms never yield.
 """
 
 from __future__ import annotations
@@ -31,10 +38,11 @@ from __future__ import annotations
 import math
 import operator
 import sys
+import types
 import warnings
 from asyncio import CancelledError, sleep
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -197,7 +205,11 @@ def _plain_task_scope(task: Any) -> Any:
 
 
 def _effectively_cancelled(task: Any) -> bool:
-    """True if ``task``'s next checkpoint raises CancelledError."""
+    """True if ``task``'s next checkpoint raises CancelledError.
+
+    Arms a native cancellation that a completed operation owes the task (see
+    ``_arm_owed``), so the caller's checkpoint raises it.
+    """
     try:
         scope = task._scope
     except AttributeError:
@@ -208,7 +220,28 @@ def _effectively_cancelled(task: Any) -> bool:
         if scope._shield:
             break
         scope = scope._parent
-    return bool(task._must_cancel)
+    return bool(task._must_cancel) or bool(_owed) and _arm_owed(task)
+
+
+# Before 3.13: native cancellations that a completed operation took and that wait to
+# be re-delivered (see _redeliver), task -> (cancelling() then, message).  Streams and
+# primitives call _arm_owed() where they check for cancellation, so a task looping on
+# operations that complete at once (each ending in a schedule point) still gets it.
+_owed: dict[Any, tuple[int, Any]] = {}
+
+
+def _arm_owed(task: Any) -> bool:
+    """Arm the native cancellation owed to ``task``, unless it was withdrawn since.
+
+    Called at the start of an operation, before it does anything: the caller's
+    checkpoint then raises it, so nothing is left armed for a later await to trip on.
+    """
+    token = _owed.pop(task, None)
+    if token is None or task.cancelling() < token[0]:
+        return False
+    task.cancel(token[1])
+    task.uncancel()  # the request is already counted
+    return True
 
 
 def _redeliver(task: Any, exc: BaseException) -> None:
@@ -226,24 +259,47 @@ def _redeliver(task: Any, exc: BaseException) -> None:
         # Before 3.13 uncancel() cannot withdraw a pending interrupt, and a withdrawn
         # one would still fire (asyncio.timeout's exit withdraws its request), so the
         # decision waits until the task has suspended; cancel() then interrupts the
-        # await it stopped at.  A task that returns before suspending again keeps the
-        # request counted but is not interrupted.
-        task._loop.call_soon(_redeliver_if_pending, task, task.cancelling(), msg,
-                             context=_NO_CONTEXT)
+        # await it stopped at.  If that is the schedule point of another completed
+        # operation, it is owed again; the next operation's start raises it
+        # (_arm_owed), whichever comes first.  A task that returns before suspending
+        # again keeps the request counted but is not interrupted.
+        token = (task.cancelling(), msg)
+        _owed[task] = token
+        task._loop.call_soon(_redeliver_if_pending, task, token, context=_NO_CONTEXT)
 
 
-def _redeliver_if_pending(task: Any, count: int, msg: Any) -> None:
-    if task.done() or task.cancelling() < count:
+def _redeliver_if_pending(task: Any, token: tuple[int, Any]) -> None:
+    if _owed.get(task) is not token:
+        return  # an operation's start has raised it already
+    if task.done() or task.cancelling() < token[0]:
+        del _owed[task]
         return  # finished, or the request was withdrawn
     waiter = task._fut_waiter
     if task._must_cancel or (waiter is not None and waiter.done()):
         # Another interruption (e.g. a cancel scope's) is already on its way: ours
         # would be folded into it and carry its message, and a scope would swallow
         # it.  Decide again once the task has taken that step.
-        task._loop.call_soon(_redeliver_if_pending, task, count, msg, context=_NO_CONTEXT)
+        task._loop.call_soon(_redeliver_if_pending, task, token, context=_NO_CONTEXT)
         return
-    task.cancel(msg)
+    del _owed[task]
+    task.cancel(token[1])
     task.uncancel()
+
+
+@types.coroutine
+def _schedule_point() -> Generator[None, None, None]:
+    """Yield to the loop once: what ``await sleep(0)`` does, without its two frames.
+
+    The caller decides what a CancelledError thrown in here means: an operation that
+    has already completed does not raise it (see ``_is_scope_cancel``).
+    """
+    yield
+
+
+def _is_scope_cancel(exc: BaseException) -> bool:
+    """Whether ``exc`` is a scope's CancelledError (level-triggered: the next
+    checkpoint raises it again while the scope is cancelled), not a native one."""
+    return bool(exc.args) and isinstance(exc.args[0], ScopeCancelMessage)
 
 
 def _discard(waiters: deque[Any], entry: Any) -> None:
@@ -347,7 +403,8 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
         delivered either.
         """
         # The hot path, written out (no helper calls): the cancel point, then
-        # _offer().  Each call saved is a few percent of a ping-pong round trip.
+        # _offer(), then the schedule point.  Each call saved is a few percent of a
+        # ping-pong round trip.
         task = _running_task()
         try:
             scope = task._scope
@@ -360,7 +417,7 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
             if scope._shield:
                 break
             scope = scope._parent
-        if task._must_cancel:
+        if task._must_cancel or (_owed and _arm_owed(task)):
             await sleep(0)
         if self._closed:
             raise ClosedResourceError("this send stream has been closed")
@@ -372,27 +429,36 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
             fut = receivers.popleft()[0]
             if not fut.done():  # done: its task is being cancelled, skip it
                 fut.set_result(item)
+                break
+        else:
+            if len(state.buffer) < state.max_buffer_size:
+                state.buffer.append(item)
+            else:
+                # Wait (the wait is the schedule point) until a receiver takes it.
+                fut = task._loop.create_future()
+                entry = (fut, item, self)
+                state.senders.append(entry)
+                try:
+                    result = await fut
+                except BaseException as exc:
+                    if fut.done() and not fut.cancelled() and fut.result() is True:
+                        # A receiver took the item before the interruption arrived.
+                        if isinstance(exc, CancelledError):
+                            _redeliver(task, exc)
+                            return
+                        raise
+                    fut.cancel()  # a receiver must not take the item any more
+                    _discard(state.senders, entry)
+                    raise
+                if result is not True:
+                    raise result.error()
                 return
-        if len(state.buffer) < state.max_buffer_size:
-            state.buffer.append(item)
-            return
-        fut = task._loop.create_future()
-        entry = (fut, item, self)
-        state.senders.append(entry)
+        # Delivered without waiting: the schedule point.  The send has happened, so a
+        # cancellation arriving now is left to the next checkpoint.
         try:
-            result = await fut
-        except BaseException as exc:
-            if fut.done() and not fut.cancelled() and fut.result() is True:
-                # A receiver took the item before the interruption arrived.
-                if isinstance(exc, CancelledError):
-                    _redeliver(task, exc)
-                    return
-                raise
-            fut.cancel()  # a receiver must not take the item any more
-            _discard(state.senders, entry)
-            raise
-        if result is not True:
-            raise result.error()
+            await _schedule_point()
+        except CancelledError as exc:
+            _redeliver(task, exc)
 
     def clone(self) -> MemoryObjectSendStream[T_contra]:
         """Another send handle for the same stream, to be closed separately.
@@ -483,8 +549,8 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
         CancelledError, no item was consumed.
         """
         # The hot path, written out (no helper calls): the cancel point, then
-        # _take(), then the wait (resuming through an extra frame would cost a tenth
-        # of a ping-pong round trip).
+        # _take(), then the schedule point or the wait (resuming through an extra
+        # frame would cost a tenth of a ping-pong round trip).
         task = _running_task()
         try:
             scope = task._scope
@@ -497,7 +563,7 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
             if scope._shield:
                 break
             scope = scope._parent
-        if task._must_cancel:
+        if task._must_cancel or (_owed and _arm_owed(task)):
             await sleep(0)
         if self._closed:
             raise ClosedResourceError("this receive stream has been closed")
@@ -507,27 +573,35 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
             item = buffer.popleft()
             if state.senders:
                 state.refill()
-            return item  # type: ignore[no-any-return]
-        senders = state.senders
-        while senders:
-            fut, item, _ = senders.popleft()
-            if not fut.done():  # done: its task is being cancelled, skip it
-                fut.set_result(True)
+        else:
+            senders = state.senders
+            while senders:
+                fut, item, _ = senders.popleft()
+                if not fut.done():  # done: its task is being cancelled, skip it
+                    fut.set_result(True)
+                    break
+            else:
+                if not state.open_send:
+                    raise EndOfStream
+                # Wait (the wait is the schedule point) for a sender's item.
+                fut = task._loop.create_future()
+                entry = (fut, self)
+                state.receivers.append(entry)
+                try:
+                    item = await fut
+                except BaseException as exc:
+                    item = self._interrupted(task, fut, entry, exc)
+                    if item is _EMPTY:
+                        raise
+                    return item  # type: ignore[no-any-return]
+                if item.__class__ is _Signal:
+                    raise item.error()
                 return item  # type: ignore[no-any-return]
-        if not state.open_send:
-            raise EndOfStream
-        fut = task._loop.create_future()
-        entry = (fut, self)
-        state.receivers.append(entry)
+        # Taken without waiting: the schedule point (see _yielded()).
         try:
-            item = await fut
+            await _schedule_point()
         except BaseException as exc:
-            item = self._interrupted(task, fut, entry, exc)
-            if item is _EMPTY:
-                raise
-            return item  # type: ignore[no-any-return]
-        if item.__class__ is _Signal:
-            raise item.error()
+            self._yielded(task, item, exc)
         return item  # type: ignore[no-any-return]
 
     async def _wait(self, task: Any) -> Any:
@@ -546,6 +620,19 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
         if item.__class__ is _Signal:
             raise item.error()
         return item
+
+    def _yielded(self, task: Any, item: Any, exc: BaseException) -> None:
+        """The schedule point after taking ``item`` without waiting was interrupted.
+
+        The item has been consumed, so a cancellation is left to the task's next
+        checkpoint and the receive returns it; anything else (the coroutine is being
+        closed) puts it back and propagates.
+        """
+        if isinstance(exc, CancelledError):
+            _redeliver(task, exc)
+            return
+        self._state.put_back(item)
+        raise exc
 
     def _interrupted(self, task: Any, fut: Any, entry: tuple[Any, ...],
                      exc: BaseException) -> Any:
@@ -609,9 +696,14 @@ class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
         try:
             item = self._take()
             if item is _EMPTY:
-                item = await self._wait(task)
+                return await self._wait(task)  # type: ignore[no-any-return]
         except EndOfStream:
             raise StopAsyncIteration from None
+        # Copied from receive(): the schedule point.
+        try:
+            await _schedule_point()
+        except BaseException as exc:
+            self._yielded(task, item, exc)
         return item  # type: ignore[no-any-return]
 
 

@@ -19,11 +19,16 @@ knowledge the decisions need:
 scope after the event was set still returns normally (the wait completed; the
 cancellation is raised at its next checkpoint).
 
-Checkpoints follow AnyIO: ``acquire()`` raises CancelledError first if the task is
-effectively cancelled, and when it does not have to wait it still yields to the loop
-once, unless the primitive was created with ``fast_acquire=True``; ``Event.wait()`` on
-a set event and ``CapacityLimiter.acquire()`` always yield once.  ``*_nowait()``,
-``release()``, ``set()`` and ``notify()`` are not checkpoints.
+Checkpoints follow Trio (and AnyIO 4): ``acquire()`` (also through ``async with``)
+raises CancelledError first if the task is effectively cancelled, and when it does not
+have to wait it still yields to the loop once afterwards (a schedule point), unless a
+Lock or Semaphore was created with ``fast_acquire=True``.  That yield is not a cancel
+point (Trio's ``cancel_shielded_checkpoint``): a scope cancellation arriving then
+leaves the lock or token acquired and is raised at the next checkpoint; a native
+``Task.cancel()`` gives it back and raises, as in AnyIO.  ``Event.wait()`` on a set
+event is a full checkpoint, as in Trio.  ``Condition.wait()`` always waits; when woken
+it takes a free lock back without yielding again.  ``*_nowait()``, ``release()``,
+``set()`` and ``notify()`` never yield.
 """
 
 from __future__ import annotations
@@ -39,7 +44,14 @@ from typing import Any, TypeVar
 
 from .lowlevel import TaskInfo
 from .scope import CancelScope
-from .streams import WouldBlock, _discard, _effectively_cancelled, _running_task
+from .streams import (
+    WouldBlock,
+    _discard,
+    _effectively_cancelled,
+    _is_scope_cancel,
+    _running_task,
+    _schedule_point,
+)
 from .task import Task
 
 __all__ = (
@@ -128,7 +140,7 @@ class Event:
         """Wait until the flag is set (a checkpoint even if it already is)."""
         task = _running_task()
         if self._flag or _effectively_cancelled(task):
-            await sleep(0)
+            await _schedule_point()  # a checkpoint: a cancellation raises here
             if self._flag:
                 return
         fut = task._loop.create_future()
@@ -176,11 +188,14 @@ class Lock:
             if self._owner is None:
                 self._owner = task
                 if not self._fast_acquire:
+                    # The schedule point: acquired, so a scope's cancellation waits
+                    # for the next checkpoint.
                     try:
-                        await sleep(0)
-                    except BaseException:
-                        self._hand_over()
-                        raise
+                        await _schedule_point()
+                    except BaseException as exc:
+                        if not _is_scope_cancel(exc):
+                            self._hand_over()
+                            raise
                 return
             if self._owner is task:
                 raise RuntimeError("this task already holds the lock (Lock is not reentrant)")
@@ -288,10 +303,11 @@ class Semaphore:
                 self._value -= 1
                 if not self._fast_acquire:
                     try:
-                        await sleep(0)
-                    except BaseException:
-                        self._hand_over()
-                        raise
+                        await _schedule_point()  # as in Lock.acquire()
+                    except BaseException as exc:
+                        if not _is_scope_cancel(exc):
+                            self._hand_over()
+                            raise
                 return
             fut = task._loop.create_future()
             self._waiters.append(fut)
@@ -442,6 +458,13 @@ class Condition:
             await sleep(0)  # the checkpoint raises CancelledError
 
     async def _reacquire(self, task: Any) -> None:
+        lock = self._lock
+        if lock._owner is None:
+            # Free (so nobody waits for it): take it without another yield, as a
+            # Trio Condition hands its waiter the lock; the wake-up was the
+            # schedule point.
+            lock._owner = task
+            return
         # Scope cancellation waits behind a shield; a native cancellation is kept and
         # raised once the lock is held again (as asyncio.Condition does).
         error: CancelledError | None = None
@@ -555,11 +578,12 @@ class CapacityLimiter:
             if len(self._borrowers) < self._total:
                 self._borrowers.add(borrower)
                 try:
-                    await sleep(0)
-                except BaseException:
-                    self._borrowers.discard(borrower)
-                    self._hand_over()
-                    raise
+                    await _schedule_point()  # as in Lock.acquire()
+                except BaseException as exc:
+                    if not _is_scope_cancel(exc):
+                        self._borrowers.discard(borrower)
+                        self._hand_over()
+                        raise
                 return
             fut = task._loop.create_future()
             self._waiters[borrower] = fut

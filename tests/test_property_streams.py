@@ -8,7 +8,12 @@ in the same loop iteration as a hand-off) or separated by loop steps.  Workers:
   ...``; each send runs in its own cancel scope and a record is kept of the sends that
   returned normally;
 * receivers, each with its own clone of the receive side, receive until the end of the
-  stream; some run inside a shield within a region the driver may cancel.
+  stream, with ``receive()`` or one ``async for`` step at a time; some run inside a
+  shield within a region the driver may cancel.
+
+Every operation that completes without waiting ends in a schedule point, so
+``step`` actions and cancellations also land while a worker is in one (after its
+operation happened, before it runs on).
 
 The driver also sends and receives itself with ``send_nowait()`` and
 ``receive_nowait()``, so it can take a blocked sender's item or feed a blocked
@@ -80,7 +85,7 @@ settle = st.tuples(st.just("settle"))
 # of its task in one driver step) are drawn twice as often as spawning and closing.
 actions = st.one_of(
     st.tuples(st.just("spawn_sender")),
-    st.tuples(st.just("spawn_receiver"), st.booleans()),  # shielded?
+    st.tuples(st.just("spawn_receiver"), st.booleans(), st.booleans()),  # shielded? async for?
     st.tuples(st.just("cancel_region"), worker),
     st.tuples(st.just("close"), st.sampled_from("sr"), worker),
     cancel_op, cancel_op, cancel_native, cancel_native, put, put, take, take,
@@ -150,7 +155,7 @@ async def suspend_once(world: World, task: asyncio.Task[Any]) -> None:
         task.uncancel()
 
 
-async def receiver(world: World, me: Worker, number: int, shielded: bool,
+async def receiver(world: World, me: Worker, number: int, shielded: bool, iterate: bool,
                    stream: MemoryObjectReceiveStream[tuple[int, int]]) -> None:
     task = asyncio.current_task()
     assert task is not None
@@ -159,7 +164,15 @@ async def receiver(world: World, me: Worker, number: int, shielded: bool,
         while True:
             try:
                 with CancelScope() as me.op_scope:
-                    item = await stream.receive()
+                    if iterate:  # one step of async for: __anext__()
+                        ended = True
+                        async for item in stream:
+                            ended = False
+                            break
+                        if ended:
+                            raise EndOfStream
+                    else:
+                        item = await stream.receive()
                     world.received.append(item)
                     mine.append(item)
             except asyncio.CancelledError:
@@ -231,7 +244,7 @@ async def play(buffer_size: float, program: list[tuple[Any, ...]]) -> None:
             elif name == "spawn_receiver":
                 me = Worker(handle=receive.clone())
                 me.task = loop.create_task(receiver(world, me, len(world.receivers), action[1],
-                                                    me.handle))
+                                                    action[2], me.handle))
                 world.receivers.append(me)
             elif name in ("cancel_op", "cancel_native"):
                 me = pick(action[1], action[2])
@@ -318,7 +331,7 @@ def test_streams_never_lose_duplicate_or_strand(run, buffer_size: float,  # type
 def test_example_program(run) -> None:  # type: ignore[no-untyped-def]
     """A fixed program that exercises every kind of action at least once."""
     program: list[tuple[Any, ...]] = [
-        ("spawn_receiver", True), ("spawn_receiver", False), ("spawn_sender",),
+        ("spawn_receiver", True, False), ("spawn_receiver", False, True), ("spawn_sender",),
         ("spawn_sender",), ("step", 1), ("cancel_op", "r", 0), ("cancel_native", "s", 1),
         ("step", 2), ("cancel_region", 0), ("cancel_op", "s", 0), ("settle",),
         ("cancel_native", "r", 1), ("close", "s", 1), ("step", 1), ("cancel_region", 1),
