@@ -26,7 +26,7 @@ from differential.compare import check  # noqa: E402
 from differential.model import Program, programs  # noqa: E402
 
 # Sized for about a minute for both backends on a busy 2-core machine (Python 3.11).
-DEFAULT_EXAMPLES = 1000
+DEFAULT_EXAMPLES = 2000
 
 
 def test_scopeloop_observes_what_trio_guarantees(backend: str,

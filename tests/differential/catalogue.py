@@ -9,6 +9,7 @@ then asks hypothesis for a smaller one with the same signature, and prints them.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -43,10 +44,13 @@ def signature(diff: Difference) -> Any:
         while i < min(len(theirs), len(ours)) and theirs[i] == ours[i]:
             i += 1
         stamps = diff.stamps[key]
-        when = stamps[i] if i < len(stamps) else (stamps[-1] + 0.5 if stamps else 0.5)
+        # A record scopeloop lacks has no time: that actor stopped early or never
+        # ran, a consequence of a difference elsewhere if there is one.
+        when = stamps[i] if i < len(stamps) else math.inf
         sig = (_shape(theirs[i]) if i < len(theirs) else "END",
                _shape(ours[i]) if i < len(ours) else "END")
-        if first is None or when < first[0]:
+        if first is None or when < first[0] or (
+                when == first[0] == math.inf and repr(sig) < repr(first[1])):
             first = (when, sig)
     if first is not None:
         return first[1]

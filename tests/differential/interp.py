@@ -34,6 +34,7 @@ from .model import (
     Close,
     Gate,
     Group,
+    Probe,
     Program,
     Raise,
     Receive,
@@ -199,6 +200,16 @@ class _Run:
             if target is not None:
                 target.shield = s.value
             rec(("shield", s.ref, s.value, target is not None))
+        elif isinstance(s, Probe):
+            target = self.resolve(s.ref)
+            if target is None or (s.ref is not None and s.ref[0] == "s"
+                                  and s.ref[1] not in self.entered):
+                # Not compared before entry: Trio's cancel_called says True for a
+                # scope not entered yet whose deadline has passed (scopeloop: False
+                # until it is entered, when both cancel it).
+                rec(("probe", s.ref, "not entered"))
+            else:
+                rec(("probe", s.ref, target.cancel_called, target.cancelled_caught))
         elif isinstance(s, SetEvent):
             self.events[s.eid].set()
             rec(("set", s.eid))

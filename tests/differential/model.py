@@ -100,6 +100,12 @@ class SetShield:
 
 
 @dataclass
+class Probe:
+    """Record ``scope.cancel_called`` and ``cancelled_caught`` (no await)."""
+    ref: Ref | None = None
+
+
+@dataclass
 class SetEvent:
     eid: int
 
@@ -145,7 +151,7 @@ class Catch:
 
 
 Stmt = Union[Gate, Checkpoint, Scope, Group, Spawn, Started, Cancel, SetDeadline,
-             SetShield, SetEvent, WaitEvent, Send, Receive, Close, Raise, Catch]
+             SetShield, Probe, SetEvent, WaitEvent, Send, Receive, Close, Raise, Catch]
 
 # Driver steps (run one at a time, each after every task is blocked):
 #   ("open", actor)  ("cancel", ref)  ("deadline", ref)  ("shield", ref, value)
@@ -223,7 +229,7 @@ class _Builder:
                 choices += ["group", "group"]
         if groups and self.next_actor() < _MAX_ACTORS:
             choices += ["spawn", "spawn"]
-        choices += ["deadline", "shield", "raise"]
+        choices += ["deadline", "shield", "probe", "raise"]
         if self.events:
             choices += ["set_event", "wait_event"]
         if self.streams:
@@ -240,6 +246,8 @@ class _Builder:
             return SetDeadline()
         if kind == "shield":
             return SetShield(d(st.booleans()))
+        if kind == "probe":
+            return Probe()
         if kind == "raise":
             return Raise(f"e{actor}.{self.stmts}")
         if kind == "scope":
@@ -297,7 +305,7 @@ def programs(draw: st.DrawFn) -> Program:
     refs = prog.refs()
     for script in prog.actors.values():
         for stmt in walk(script):
-            if isinstance(stmt, (Cancel, SetDeadline, SetShield)):
+            if isinstance(stmt, (Cancel, SetDeadline, SetShield, Probe)):
                 stmt.ref = draw(st.sampled_from(refs)) if refs else None
     actor_ids = sorted(prog.actors)
     steps: list[st.SearchStrategy[Step]] = [st.tuples(st.just("open"), st.sampled_from(actor_ids))]
@@ -340,6 +348,8 @@ def format_program(prog: Program) -> str:
                 lines.append(f"{pad}{ref(s.ref)}.{what}")
             elif isinstance(s, SetShield):
                 lines.append(f"{pad}{ref(s.ref)}.shield = {s.value}")
+            elif isinstance(s, Probe):
+                lines.append(f"{pad}record {ref(s.ref)}.cancel_called, .cancelled_caught")
             elif isinstance(s, Send):
                 lines.append(f"{pad}{'send_nowait' if s.nowait else 'await send'}"
                              f"(stream{s.stream}, {s.item})")
