@@ -26,3 +26,10 @@ def run(backend: str) -> Callable[..., Any]:
     def runner(main: Callable[..., Any], *args: Any) -> Any:
         return scopeloop.run(main, *args, backend=backend)
     return runner
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--differential-examples", type=int, default=None, metavar="N",
+        help="programs the differential test against Trio generates per backend "
+             "(tests/test_differential_trio.py; default: a CI-sized budget)")
