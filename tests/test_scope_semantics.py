@@ -88,10 +88,6 @@ def test_level_triggered_when_cancelled_from_another_task(run):
     run(main)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a task that cancels its own scope is re-checked by a call_soon queued "
-    "behind callbacks already in the ready queue; if one of them completes the future "
-    "the task suspended on, the await returns its result instead of raising"))
 def test_await_suspending_in_cancelled_scope_raises_even_if_its_future_completes_first(run):
     async def main():
         loop = asyncio.get_running_loop()
