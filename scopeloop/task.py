@@ -106,7 +106,16 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
                 # Task (test_property_scopes: cancel + uncancel after a caught scope
                 # cancellation left the native interrupt pending).
                 self._withdraw_scope_requests()
-            return _base_uncancel(self) - self._scope_owned
+            native = _base_uncancel(self) - self._scope_owned
+            # A request that was pending when a scope was entered is withdrawn:
+            # lower that scope's note of them, or a request arriving afterwards
+            # would look like the withdrawn one and the scope would swallow it.
+            scope = self._scope
+            while scope is not None and scope._host is self:
+                if scope._native_at_enter > native:
+                    scope._native_at_enter = native
+                scope = scope._parent
+            return native
         return 0
 
     # -- delivery ---------------------------------------------------------------

@@ -175,6 +175,27 @@ def test_scope_not_cancelled_when_exception_is_not_a_cancellation(run):
     run(main)
 
 
+def test_native_cancel_after_uncancel_of_an_earlier_one_is_not_swallowed(run):
+    async def main():
+        task = asyncio.current_task()
+        task.cancel()
+        with pytest.raises(CancelledError):
+            await asyncio.sleep(0)       # delivered, still counted: 1 at the scope's entry
+        with pytest.raises(CancelledError):
+            with CancelScope() as scope:
+                scope.cancel()
+                with pytest.raises(CancelledError):
+                    await asyncio.sleep(0)   # the scope's: it interrupted the task
+                assert task.uncancel() == 0  # the earlier request is withdrawn ...
+                task.cancel()                # ... and a new one arrives: never swallowed
+                await asyncio.sleep(0)
+        assert not scope.cancelled_caught
+        assert task.cancelling() == 1
+        task.uncancel()
+
+    run(main)
+
+
 # -- shields -----------------------------------------------------------------------
 
 
