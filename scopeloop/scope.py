@@ -40,6 +40,8 @@ __all__ = (
 )
 
 _DEADLINE_REASON = "deadline exceeded"
+# Set on a CancelledError that a scope swallowed.
+_CAUGHT = "_scopeloop_caught"
 
 
 _INF = math.inf
@@ -189,15 +191,19 @@ class CancelScope:
         if _base_cancelling(task) - task._scope_owned > self._native_at_enter:
             return exc  # a native request arrived meanwhile: it must propagate
         if isinstance(exc, CancelledError):
+            # Consumed: a TimeoutError made from it (fail_after's) is no scope's.
+            setattr(exc, _CAUGHT, True)
             return None
         if type(exc) is TimeoutError:
             # asyncio.timeout/wait_for converts any CancelledError that reaches it
             # once its own timer fired; if that was a scope's interruption rather
             # than the timeout's own, it is still ours.  Only the converted error
-            # tells which it was (both can be due in one step).
+            # tells which it was (both can be due in one step).  One that a scope
+            # caught is not ours: fail_after's TimeoutError passes unchanged.
             cause = exc.__cause__
             if (isinstance(cause, CancelledError) and cause.args
-                    and isinstance(cause.args[0], ScopeCancelMessage)):
+                    and isinstance(cause.args[0], ScopeCancelMessage)
+                    and not getattr(cause, _CAUGHT, False)):
                 return None
             return exc
         if isinstance(exc, BaseExceptionGroup):
