@@ -136,7 +136,20 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         called from the re-check that follows an interruption.  ``recheck``: called
         from any re-check, which runs after the task's step.
         """
-        if self._scope_pending is not None or self.done():
+        pending = self._scope_pending
+        if pending is not None:
+            if ((pending is _INTERRUPTED or (isinstance(pending, asyncio.Future)
+                                             and pending.cancelled()))
+                    and _current_task(self._loop) is not self):
+                # Interrupted, not woken yet, and a scope was cancelled since (or a
+                # shield changed): the error on its way is that region's too, so the
+                # scope that catches it must know it interrupted the task.  (Once the
+                # task runs, the error is in flight and exits pass this on.)
+                region = cancelled_region(self._scope)
+                if region is not None:
+                    region._interrupted = True
+            return
+        if self.done():
             return
         scope = cancelled_region(self._scope)
         if scope is None:
