@@ -10,7 +10,10 @@ a task whose region is cancelled costs nothing until it takes a step.
 
 The scope that swallows a scope-delivered CancelledError is the outermost cancelled
 scope of the region (the one whose parent's cancellation it cannot see, because the
-parent is not cancelled or this scope is shielded), as in Trio.
+parent is not cancelled or this scope is shielded), as in Trio.  It knows the error
+is its region's because the region interrupted a task (``_interrupted``), not by the
+error's message: third-party code may raise a fresh one, or wrap it in an exception
+group, from which the scope takes its cancellations out.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ __all__ = (
 )
 
 _DEADLINE_REASON = "deadline exceeded"
+# Set on a CancelledError that a scope swallowed.
+_CAUGHT = "_scopeloop_caught"
 
 
 _INF = math.inf
@@ -70,6 +75,10 @@ class CancelScope:
     _timer: TimerHandle | None = None
     _native_at_enter = 0  # the host's native cancel count when it entered
     _message: ScopeCancelMessage | None = None
+    # True once this scope's cancellation interrupted a task (or, passed on at exit,
+    # a cancelled scope inside it did): what tells its exit that a CancelledError
+    # reaching it, whatever its message, is this region's.
+    _interrupted = False
     _deadline_fired = False
     # move_on_after/fail_after: the delay, until entering turns it into a deadline.
     _relative: float | None = None
@@ -122,34 +131,86 @@ class CancelScope:
             self._timer = None
         if not (self._cancel_called or self._shield):
             return False
-        if self._cancel_called and self._catches(exc, task):
-            self._cancelled_caught = True
-            if task._scope_owned and not task._must_cancel:
-                task._withdraw_scope_requests()
-            if self._shield and parent is not None:
-                task._deliver_scope_cancel()
-            return True
+        if self._cancel_called:
+            if self._shield or cancelled_region(parent) is None:
+                return self._catch(exc, task, parent)
+            if self._interrupted:
+                self._pass_on_interrupted(parent)  # (the region goes on outside)
         if parent is not None:
             # Leaving a shield (or our own cancelled region) into a cancelled region:
             # the next checkpoint raises.
             task._deliver_scope_cancel()
         return False
 
-    def _catches(self, exc: BaseException | None, task: Task) -> bool:
-        """Whether this (cancelled, exiting) scope swallows ``exc``."""
-        if type(exc) is TimeoutError and isinstance(exc.__cause__, CancelledError):
-            # asyncio.timeout/wait_for converts any CancelledError that reaches it
-            # once its own timer fired; if that was a scope's, it is still the scope's.
-            exc = exc.__cause__
-        if not isinstance(exc, CancelledError):
-            return False
-        if not (exc.args and isinstance(exc.args[0], ScopeCancelMessage)):
-            return False  # a native cancellation, or one raised by hand
-        if _base_cancelling(task) - task._scope_owned > self._native_at_enter:
-            return False  # a native request arrived meanwhile: it must propagate
-        if self._shield:
+    def _catch(self, exc: BaseException | None, task: Task,
+               parent: CancelScope | None) -> bool:
+        """Exit as the scope that catches its cancelled region's CancelledError."""
+        rest = self._uncaught(exc, task)
+        if rest is not exc:
+            self._cancelled_caught = True
+            if task._scope_owned and not task._must_cancel:
+                task._withdraw_scope_requests()
+        if parent is not None and (self._shield or rest is not None):
+            if rest is not None and self._interrupted:
+                self._pass_on_interrupted(parent)  # (let through)
+            task._deliver_scope_cancel()
+        if rest is None:
             return True
-        return cancelled_region(self._parent) is None
+        if rest is exc:
+            return False
+        # An exception group from which our cancellations were taken out: raise the
+        # rest, keeping the context split() copied (raising here would make it
+        # the original group).
+        context = rest.__context__
+        try:
+            raise rest
+        finally:
+            rest.__context__ = context
+            del rest, context
+
+    def _pass_on_interrupted(self, parent: CancelScope | None) -> None:
+        """A cancellation of ours leaves this scope: so does the knowledge that it
+        interrupted a task, for the scope that catches it outside (see _uncaught)."""
+        region = cancelled_region(parent)
+        if region is not None:
+            region._interrupted = True
+
+    def _uncaught(self, exc: BaseException | None, task: Task) -> BaseException | None:
+        """What is left of ``exc`` once this scope's cancellation is taken out of it.
+
+        Recognised by what is known about the task rather than by the exception's
+        message, which third-party code loses (asyncpg raises a fresh CancelledError
+        from ours): the cancellation is this region's if the region interrupted a
+        task (``_interrupted``) and no native request arrived since this scope was
+        entered (``Task.uncancel()`` lowers ``_native_at_enter`` when it withdraws
+        a request counted there).  Then every CancelledError is ours, alone or
+        inside an exception group (``except*``, task groups), as in Trio.  A
+        CancelledError raised by hand where nothing was interrupted is not.
+        """
+        if exc is None or not self._interrupted:
+            return exc
+        if _base_cancelling(task) - task._scope_owned > self._native_at_enter:
+            return exc  # a native request arrived meanwhile: it must propagate
+        if isinstance(exc, CancelledError):
+            # Consumed: a TimeoutError made from it (fail_after's) is no scope's.
+            setattr(exc, _CAUGHT, True)
+            return None
+        if type(exc) is TimeoutError:
+            # asyncio.timeout/wait_for converts any CancelledError that reaches it
+            # once its own timer fired; if that was a scope's interruption rather
+            # than the timeout's own, it is still ours.  Only the converted error
+            # tells which it was (both can be due in one step).  One that a scope
+            # caught is not ours: fail_after's TimeoutError passes unchanged.
+            cause = exc.__cause__
+            if (isinstance(cause, CancelledError) and cause.args
+                    and isinstance(cause.args[0], ScopeCancelMessage)
+                    and not getattr(cause, _CAUGHT, False)):
+                return None
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            matched, rest = exc.split(CancelledError)
+            return exc if matched is None else rest
+        return exc
 
     def _exit_misused(self, task: Task) -> None:
         """Report an exit from the wrong task, or out of order (after unwinding)."""
@@ -197,6 +258,13 @@ class CancelScope:
             _deliver_below(self)
 
     def _cancel_message(self) -> ScopeCancelMessage:
+        """The message of a CancelledError that interrupts a task for this scope.
+
+        Every interruption made for this scope asks for it (delivery, and the task
+        group's exit and start() when they raise for the region), so this is where
+        the scope records that it interrupted a task.
+        """
+        self._interrupted = True
         if self._message is None:
             text = f"Cancelled by cancel scope {id(self):x}"
             if self._cancel_reason:

@@ -109,7 +109,16 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
                 # Task (test_property_scopes: cancel + uncancel after a caught scope
                 # cancellation left the native interrupt pending).
                 self._withdraw_scope_requests()
-            return _base_uncancel(self) - self._scope_owned
+            native = _base_uncancel(self) - self._scope_owned
+            # A request that was pending when a scope was entered is withdrawn:
+            # lower that scope's note of them, or a request arriving afterwards
+            # would look like the withdrawn one and the scope would swallow it.
+            scope = self._scope
+            while scope is not None and scope._host is self:
+                if scope._native_at_enter > native:
+                    scope._native_at_enter = native
+                scope = scope._parent
+            return native
         return 0
 
     # -- delivery ---------------------------------------------------------------
@@ -119,7 +128,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         return cancelled_region(self._scope)
 
     def _deliver_scope_cancel(self, batch: list[Task] | None = None,
-                              again: bool = False) -> None:
+                              again: bool = False, recheck: bool = False) -> None:
         """Interrupt this task at its next checkpoint if it is effectively cancelled.
 
         Safe to call at any time and any number of times: at most one delivery is
@@ -127,15 +136,39 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         delivering to many tasks passes ``batch`` and schedules one re-check for all
         of them afterwards (``recheck_soon``): every wake-up caused here is queued
         before that re-check, so it still runs after each task's step.  ``again``:
-        called from the re-check that follows an interruption.
+        called from the re-check that follows an interruption.  ``recheck``: called
+        from any re-check, which runs after the task's step.
         """
-        if self._scope_pending is not None or self.done():
+        pending = self._scope_pending
+        if pending is not None:
+            if ((pending is _INTERRUPTED or (isinstance(pending, asyncio.Future)
+                                             and pending.cancelled()))
+                    and _current_task(self._loop) is not self):
+                # Interrupted, not woken yet, and a scope was cancelled since (or a
+                # shield changed): the error on its way is that region's too, so the
+                # scope that catches it must know it interrupted the task.  (Once the
+                # task runs, the error is in flight and exits pass this on.)
+                region = cancelled_region(self._scope)
+                if region is not None:
+                    region._interrupted = True
+            return
+        if self.done():
             return
         scope = cancelled_region(self._scope)
         if scope is None:
             return
         waiter = self._fut_waiter
-        if waiter is None:
+        if waiter is None or (recheck and waiter.done() and not waiter.cancelled()
+                              and waiter is not self._scope_exempt):
+            # Ready to run with no future; or, seen from a re-check, about to be woken
+            # by a future that completed after the task suspended on it, which was
+            # after the previous decision, so in a cancelled region (the step that
+            # cancelled its own scope, or one a delivery let it take).  Trio
+            # interrupts a task at the moment it blocks there: a completion that got
+            # in before this re-check (a callback queued earlier) must not win.
+            # scopeloop's primitives keep what such a future carried (they look at
+            # it when interrupted), as for a native cancel() in the same place.  A
+            # cancelled future already brings a CancelledError (a native one, say).
             if not (_current_task(self._loop) is self or _not_started(self.get_coro())
                     or self._must_cancel):
                 # Ready to run with nothing to cancel but the task itself.
@@ -191,7 +224,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         if self._scope_owned and not self._must_cancel:
             self._withdraw_scope_requests()
         if not self.done():
-            self._deliver_scope_cancel(again=interrupted)
+            self._deliver_scope_cancel(again=interrupted, recheck=True)
 
     def _withdraw_scope_requests(self) -> None:
         """Remove the base-counter requests that scope delivery added.

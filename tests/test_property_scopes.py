@@ -28,11 +28,17 @@ real run with the model (``Model``), which encodes the contract of DESIGN §3.1,
   cancels it natively while it is suspended (a delivered interrupt stays
   delivered); the error is the scope's or a native one (either is allowed only
   when both kinds of cause are present);
-* which scope catches: a cancelled scope swallows a scope-caused CancelledError
-  (or asyncio.timeout's TimeoutError made from one) iff no native request arrived
-  since it was entered (``cancelling()`` not above its value at entry) and it is
-  the outermost cancelled scope of its region (shielded, or its parent is not
-  effectively cancelled); native cancellations are never swallowed;
+* which scope catches: a cancelled scope swallows a CancelledError iff its region
+  interrupted the task (a checkpoint raised for it there, or in a cancelled scope
+  inside it that let the error through), no native request arrived since it was
+  entered (``cancelling()`` not above its value at entry; an ``uncancel()`` lowers
+  that value) and it is the outermost cancelled scope of its region (shielded, or
+  its parent is not effectively cancelled).  So native cancellations are never
+  swallowed, but an interrupt that a native request left behind after
+  ``uncancel()`` withdrew it (before 3.13) is, as on 3.13, where it is gone.
+  asyncio.timeout's TimeoutError is swallowed iff made from a scope's
+  interruption.  Whether the region interrupted the task is unknown to the model
+  when a native request raced with it in one checkpoint: either outcome then;
 * asyncio.timeout keeps its stock meaning (fires at the next suspension; on exit
   it uncancels once and turns a CancelledError into TimeoutError iff the count is
   back at its value at entry);
@@ -131,8 +137,9 @@ programs = _blocks(3)
 class MScope:
     shield: bool
     deadline: float
-    snapshot: int                 # cancelling() at entry
+    snapshot: int                 # cancelling() at entry (lowered by uncancel())
     cancel_called: bool = False
+    interrupted: str = "no"       # its region interrupted the task: no, maybe, yes
 
 
 @dataclass
@@ -164,6 +171,22 @@ class Model:
                 return False
         return False
 
+    def region(self) -> list[MScope]:
+        """The cancelled scopes whose cancellation reaches the task, innermost first."""
+        cancelled = []
+        for scope in reversed(self.stack):
+            if scope.cancel_called:
+                cancelled.append(scope)
+            if scope.shield:
+                break
+        return cancelled
+
+    def interrupted(self, how: str) -> None:
+        """A checkpoint raised (``how``: surely, or maybe) for the region's cancellation."""
+        for scope in self.region():
+            if scope.interrupted != "yes":
+                scope.interrupted = how
+
     def effective_deadline(self) -> float:
         deadline = math.inf
         for scope in reversed(self.stack):
@@ -186,15 +209,27 @@ class Model:
         self.stack.append(scope)
         return scope
 
-    def exit(self, scope: MScope, kind: str | None) -> bool:
-        """Leave ``scope`` with ``kind`` propagating; return whether it catches."""
+    def exit(self, scope: MScope, kind: str | None) -> bool | None:
+        """Leave ``scope`` with ``kind`` propagating; return whether it catches
+        (None: either; then call ``caught()`` with what happened)."""
         assert self.stack.pop() is scope
-        cause = kind.removeprefix("timeout:") if kind else None
-        catches = (cause == "scope" and scope.cancel_called and self.native <= scope.snapshot
-                   and (scope.shield or not self.effectively_cancelled()))
+        catches: bool | None = False
+        if (kind is not None and scope.cancel_called and self.native <= scope.snapshot
+                and (scope.shield or not self.effectively_cancelled())):
+            if kind in ("scope", "timeout:scope"):
+                catches = True
+            elif kind == "native":
+                catches = {"yes": True, "no": False, "maybe": None}[scope.interrupted]
+        if catches is not None:
+            self.caught(scope, catches)
+        return catches
+
+    def caught(self, scope: MScope, catches: bool) -> None:
         if catches:
             self.in_flight = None
-        return catches
+        elif self.in_flight is not None and scope.cancel_called and scope.interrupted != "no":
+            # The error leaves it: so does the knowledge, for the scope that catches.
+            self.interrupted(scope.interrupted)
 
     def timeout_enter(self, expired: bool) -> MTimeout:
         timeout = MTimeout(expired, self.native)
@@ -211,6 +246,8 @@ class Model:
     def uncancel(self) -> int:
         if self.native:
             self.native -= 1
+            for scope in self.stack:
+                scope.snapshot = min(scope.snapshot, self.native)
             if self.native == 0 and UNCANCEL_CLEARS_PENDING:
                 self.native_pending = False
         return self.native
@@ -359,6 +396,8 @@ class Runner:
             assert kind in kinds, (kinds, self.log)
             note(f"checkpoint raised {kind}" + (" (either allowed)" if len(kinds) > 1 else ""))
             self.model.in_flight = kind
+            if "scope" in kinds:
+                self.model.interrupted("yes" if kind == "scope" or len(kinds) == 1 else "maybe")
             if not stmt.catch:
                 raise
             self.model.in_flight = None
@@ -386,6 +425,10 @@ class Runner:
         assert kind_in == self.model.in_flight, (kind_in, self.model.in_flight, self.log)
         catches = self.model.exit(mscope, kind_in)
         self.log.append(f"scope exit with {kind_in}: caught={scope.cancelled_caught}")
+        if catches is None:
+            catches = scope.cancelled_caught
+            self.model.caught(mscope, catches)
+            note(f"either allowed: caught={catches}")
         assert scope.cancelled_caught == catches, self.log
         assert (error is None) == (kind_in is None or catches), self.log
         assert error is None or kind_of(error) == kind_in

@@ -88,10 +88,6 @@ def test_level_triggered_when_cancelled_from_another_task(run):
     run(main)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a task that cancels its own scope is re-checked by a call_soon queued "
-    "behind callbacks already in the ready queue; if one of them completes the future "
-    "the task suspended on, the await returns its result instead of raising"))
 def test_await_suspending_in_cancelled_scope_raises_even_if_its_future_completes_first(run):
     async def main():
         loop = asyncio.get_running_loop()
@@ -175,6 +171,27 @@ def test_scope_not_cancelled_when_exception_is_not_a_cancellation(run):
                 raise CancelledError("by hand")
         assert not scope.cancelled_caught
         assert cancelling() == 0
+
+    run(main)
+
+
+def test_native_cancel_after_uncancel_of_an_earlier_one_is_not_swallowed(run):
+    async def main():
+        task = asyncio.current_task()
+        task.cancel()
+        with pytest.raises(CancelledError):
+            await asyncio.sleep(0)       # delivered, still counted: 1 at the scope's entry
+        with pytest.raises(CancelledError):
+            with CancelScope() as scope:
+                scope.cancel()
+                with pytest.raises(CancelledError):
+                    await asyncio.sleep(0)   # the scope's: it interrupted the task
+                assert task.uncancel() == 0  # the earlier request is withdrawn ...
+                task.cancel()                # ... and a new one arrives: never swallowed
+                await asyncio.sleep(0)
+        assert not scope.cancelled_caught
+        assert task.cancelling() == 1
+        task.uncancel()
 
     run(main)
 
