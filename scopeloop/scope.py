@@ -111,6 +111,11 @@ class CancelScope:
         self._native_at_enter = _base_cancelling(task) - task._scope_owned
         self._state = _ENTERED
         if self._cancel_called:
+            if self._relative is not None:
+                # No timer for a cancelled scope, but fail_after still needs its
+                # deadline to tell whether the block outlived it.
+                self._deadline = task._loop.time() + self._relative
+                self._relative = None
             task._deliver_scope_cancel()
         elif self._relative is not None or self._deadline is not _INF:
             self._arm_deadline()
@@ -457,7 +462,8 @@ class _FailScope(CancelScope):
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> bool:
         swallowed = super().__exit__(exc_type, exc, tb)
-        if swallowed and (self._deadline_fired or self._deadline_passed()):
+        # (A scope exited with no exception "swallows" nothing: it caught nothing.)
+        if swallowed and exc is not None and (self._deadline_fired or self._deadline_passed()):
             raise TimeoutError(f"deadline of {self._deadline:.3f} exceeded") from exc
         return swallowed
 

@@ -321,8 +321,12 @@ class _Handle:
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        """Close this handle (same as ``close()``)."""
+        """Close this handle, then checkpoint (as Trio's channels do).
+
+        The handle is closed even if the checkpoint raises CancelledError.
+        """
         self.close()
+        await sleep(0)
 
     def statistics(self) -> MemoryObjectStreamStatistics:
         """A snapshot of the stream: buffer use, open handles, waiting tasks."""
