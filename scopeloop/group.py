@@ -24,7 +24,7 @@ from types import CoroutineType, TracebackType
 from typing import Any, Protocol, TypeVar
 
 from ._asyncgen import asyncgen_hint
-from .scope import _ENTERED, _EXITED, CancelScope
+from .scope import _ENTERED, _EXITED, CancelScope, _mark_caught_in_errors
 from .task import (
     _NO_CONTEXT,
     ScopeCancelMessage,
@@ -201,14 +201,16 @@ class TaskGroup:
         if scope.__exit__(type(raising) if raising else None, raising,
                           raising.__traceback__ if raising else None):
             return True
-        if (self._errors and scope._cancel_called
-                and (self._child_cancelled or _is_scope_cancel(exc))
-                and (scope._shield or cancelled_region(scope._parent) is None)):
-            # As in Trio, the scope catches the cancellations it caused even when
-            # errors leave through it: a child (or the body) that ended with this
-            # scope's cancellation was one.  (Trio's error group carried it out
-            # of the body; ours leaves cancellations out, DESIGN §3.3.)
-            scope._cancelled_caught = True
+        if self._errors and scope._cancel_called and (self._child_cancelled
+                                                      or _is_scope_cancel(exc)):
+            # As in Trio, the scope that catches a region's cancellation records
+            # it even when errors leave through it: a child (or the body) that
+            # ended with that cancellation was one.  (Trio's error group carried
+            # it out of the body; ours leaves cancellations out, DESIGN §3.3.)
+            if scope._shield or cancelled_region(scope._parent) is None:
+                scope._cancelled_caught = True
+            else:
+                _mark_caught_in_errors(scope._parent)
         if raising is None or raising is exc:
             return False
         raise raising
@@ -556,3 +558,4 @@ class _StartStatus:
 def create_task_group() -> TaskGroup:
     """Create a task group; use it with ``async with``."""
     return TaskGroup()
+

@@ -79,6 +79,11 @@ class CancelScope:
     # a cancelled scope inside it did): what tells its exit that a CancelledError
     # reaching it, whatever its message, is this region's.
     _interrupted = False
+    # True once a task group inside this region raised errors that stand for the
+    # region's cancellations too (children or the body that ended with it): the
+    # errors leave through this scope, and so, as in Trio, does the cancellation
+    # this scope catches (DESIGN §3.3 keeps it out of the error group itself).
+    _caught_in_errors = False
     _deadline_fired = False
     # move_on_after/fail_after: the delay, until entering turns it into a deadline.
     _relative: float | None = None
@@ -141,6 +146,8 @@ class CancelScope:
                 return self._catch(exc, task, parent)
             if self._interrupted:
                 self._pass_on_interrupted(parent)  # (the region goes on outside)
+            if self._caught_in_errors and exc is not None:
+                _mark_caught_in_errors(parent)  # (so do the errors that carry it)
         if parent is not None:
             # Leaving a shield (or our own cancelled region) into a cancelled region:
             # the next checkpoint raises.
@@ -151,7 +158,7 @@ class CancelScope:
                parent: CancelScope | None) -> bool:
         """Exit as the scope that catches its cancelled region's CancelledError."""
         rest = self._uncaught(exc, task)
-        if rest is not exc:
+        if rest is not exc or (rest is not None and self._caught_in_errors):
             self._cancelled_caught = True
             if task._scope_owned and not task._must_cancel:
                 task._withdraw_scope_requests()
@@ -523,3 +530,18 @@ def current_effective_deadline() -> float:
             break
         scope = scope._parent
     return deadline
+
+
+def _mark_caught_in_errors(scope: CancelScope | None) -> None:
+    """Errors leaving a task group carry a cancellation of the region ``scope`` is
+    in: mark the scope that catches that region (the outermost cancelled scope up
+    to the nearest shield), which records it when the errors pass through."""
+    catcher = None
+    while scope is not None:
+        if scope._cancel_called:
+            catcher = scope
+        if scope._shield:
+            break
+        scope = scope._parent
+    if catcher is not None:
+        catcher._caught_in_errors = True

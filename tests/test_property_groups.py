@@ -356,6 +356,19 @@ class MScope:
         self.shield = shield
         self.cancelled = False
         self.caught = False
+        self.caught_in_errors = False  # errors leaving through it carry its cancellation
+
+    def catcher(self) -> MScope | None:
+        """The scope that catches the cancelled region this scope is in."""
+        scope: MScope | None = self
+        found = None
+        while scope is not None:
+            if scope.cancelled:
+                found = scope
+            if scope.shield:
+                break
+            scope = scope.parent
+        return found
 
     def effectively_cancelled(self) -> bool:
         scope: MScope | None = self
@@ -513,14 +526,22 @@ class Model:
         raising: Any = None
         if group.errors:
             raising = ("group", tuple(sorted(group.errors, key=repr)))
-            # The errors leave, but the scope still catches the cancellations that
-            # reached it (Trio strips them from the error group).  (An enclosing
-            # cancelled scope would catch them in Trio, where they travel on in the
-            # group; scopeloop's groups carry no cancellations, DESIGN §3.3.)
-            if ((group.body_cancelled or group.child_cancelled) and scope.cancelled
-                    and not (scope.parent is not None
-                             and scope.parent.effectively_cancelled())):
-                scope.caught = True
+            # The errors leave, but the scope that catches the cancellations that
+            # reached the group still records them, as in Trio, where they travel
+            # on inside the error group (scopeloop's carry none, DESIGN §3.3): this
+            # scope, or the catcher of the enclosing region, when they get there.
+            if (group.body_cancelled or group.child_cancelled) and scope.cancelled:
+                if not (scope.parent is not None and scope.parent.effectively_cancelled()):
+                    scope.caught = True
+                else:
+                    scope.caught_in_errors = True
+            if scope.caught_in_errors and scope.cancelled:
+                if not (scope.parent is not None and scope.parent.effectively_cancelled()):
+                    scope.caught = True
+                else:  # the errors carry it on to the region's catcher outside
+                    catcher = scope.parent.catcher()
+                    if catcher is not None:
+                        catcher.caught_in_errors = True
         elif group.body_cancelled or (group.child_cancelled and scope.effectively_cancelled()):
             raising = "cancelled"
         if (raising == "cancelled" and scope.cancelled
@@ -533,6 +554,8 @@ class Model:
                 assert self.outer.cancelled
                 self.outer.caught = True
                 raising = None
+            elif raising is not None and self.outer.caught_in_errors:
+                self.outer.caught = True
             self.root = raising
         elif raising is None:
             self.end(owner, "ok")
