@@ -38,6 +38,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from .abc import ObjectReceiveStream, ObjectSendStream
 from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task
 
 __all__ = (
@@ -296,7 +297,7 @@ class _Handle:
                 f"buffer={used}/{state.max_buffer_size}>")
 
 
-class MemoryObjectSendStream(_Handle, Generic[T_contra]):
+class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
     """The sending end of a memory object stream (see ``create_memory_object_stream``)."""
 
     __slots__ = ()
@@ -426,7 +427,7 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
                     fut.set_result(_END)
 
 
-class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
+class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
     """The receiving end of a memory object stream (see ``create_memory_object_stream``).
 
     ``async for item in stream`` receives until the end of the stream.

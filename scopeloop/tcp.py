@@ -53,10 +53,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from .abc import ByteStream, Listener
 from .group import TaskGroup, create_task_group
+from .guard import BusyResourceError
 from .scope import CancelScope, _check_delay, move_on_after
 from .streams import BrokenResourceError, ClosedResourceError, EndOfStream
 from .task import ScopeCancelMessage, cancelled_region
+from .typedattr import TypedAttributeLookupError, TypedAttributeSet, typed_attribute
 
 __all__ = (
     "connect_tcp", "create_tcp_listener", "SocketStream", "TCPListener", "SocketAttribute",
@@ -69,50 +72,15 @@ _READ_LOW_WATER = 64 * 1024
 SockAddr = tuple[Any, ...]
 
 
-class BusyResourceError(Exception):
-    """Another task is already receiving from (or accepting on) this resource."""
-
-
-class TypedAttributeLookupError(LookupError):
-    """``extra()`` was asked for an attribute the object does not provide."""
-
-
-class SocketAttribute:
+class SocketAttribute(TypedAttributeSet):
     """Keys for ``extra()`` on streams and listeners (AnyIO's ``SocketAttribute``)."""
 
-    family: Any = object()          #: ``socket.AddressFamily`` of the socket
-    local_address: Any = object()   #: ``(host, port)`` this side is bound to
-    local_port: Any = object()      #: the local port
-    raw_socket: Any = object()      #: the underlying socket object (do not read/write it)
-    remote_address: Any = object()  #: ``(host, port)`` of the peer
-    remote_port: Any = object()     #: the peer's port
-
-
-_MISSING: Any = object()
-
-
-class _AttributeProvider:
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """The attributes ``extra()`` knows, each mapped to a function returning its value."""
-        return {}
-
-    def extra(self, attribute: Any, default: Any = _MISSING) -> Any:
-        """The value of an extra attribute such as ``SocketAttribute.remote_port``."""
-        getter = self.extra_attributes.get(attribute)
-        if getter is None:
-            if default is _MISSING:
-                raise TypedAttributeLookupError(f"{type(self).__name__} has no attribute "
-                                                f"{_attribute_name(attribute)}")
-            return default
-        return getter()
-
-
-def _attribute_name(attribute: Any) -> str:
-    for name, value in vars(SocketAttribute).items():
-        if value is attribute:
-            return f"SocketAttribute.{name}"
-    return repr(attribute)
+    family: Any = typed_attribute()          #: ``socket.AddressFamily`` of the socket
+    local_address: Any = typed_attribute()   #: ``(host, port)`` this side is bound to
+    local_port: Any = typed_attribute()      #: the local port
+    raw_socket: Any = typed_attribute()      #: the underlying socket object (do not read/write it)
+    remote_address: Any = typed_attribute()  #: ``(host, port)`` of the peer
+    remote_port: Any = typed_attribute()     #: the peer's port
 
 
 def _user_address(addr: Any) -> Any:
@@ -218,7 +186,7 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-class SocketStream(_AttributeProvider):
+class SocketStream(ByteStream):
     """A TCP connection: a byte stream with AnyIO's ``SocketStream`` API.
 
     Made by ``connect_tcp()`` and ``TCPListener.accept()``.  Use it as an async
@@ -249,7 +217,7 @@ class SocketStream(_AttributeProvider):
         if not chunks and not (protocol.eof or protocol.lost):
             # Waiting is the checkpoint: cancellation interrupts the wait.
             if self._receiving:
-                raise BusyResourceError("another task is already receiving from this stream")
+                raise BusyResourceError("receiving from")
             self._receiving = True
             try:
                 waiter = protocol.read_waiter = protocol.loop.create_future()  # type: ignore[union-attr]
@@ -288,7 +256,7 @@ class SocketStream(_AttributeProvider):
             await asyncio.sleep(0)  # the checkpoint raises CancelledError
         self._check_writable()
         if self._sending:
-            raise BusyResourceError("another task is already sending on this stream")
+            raise BusyResourceError("sending on")
         protocol = self._protocol
         self._transport.write(item)
         waiter = protocol.write_waiter
@@ -591,7 +559,7 @@ async def _serve_one(handler: Callable[[SocketStream], Awaitable[Any]], stream: 
         await handler(stream)
 
 
-class TCPListener(_AttributeProvider):
+class TCPListener(Listener[SocketStream]):
     """Listening TCP sockets (one per local address) that ``accept()`` connections.
 
     Made by ``create_tcp_listener()``.  ``extra()`` describes the first socket; all
@@ -623,7 +591,7 @@ class TCPListener(_AttributeProvider):
         """Wait for the next incoming connection and return it as a SocketStream."""
         loop = asyncio.get_running_loop()
         if self._accepting:
-            raise BusyResourceError("another task is already accepting on this listener")
+            raise BusyResourceError("accepting on")
         if _cancel_pending(loop):
             await asyncio.sleep(0)
         self._accepting = True
@@ -689,7 +657,7 @@ class TCPListener(_AttributeProvider):
         iteration and one task step less per connection than an accept loop.
         """
         if self._accepting:
-            raise BusyResourceError("another task is already accepting on this listener")
+            raise BusyResourceError("accepting on")
         if task_group is None:
             async with create_task_group() as group:
                 await self._serve(handler, group)
@@ -700,7 +668,7 @@ class TCPListener(_AttributeProvider):
                      group: TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         if self._accepting:
-            raise BusyResourceError("another task is already accepting on this listener")
+            raise BusyResourceError("accepting on")
         if _cancel_pending(loop):
             await asyncio.sleep(0)
         if self._closed:
