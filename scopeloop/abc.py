@@ -18,7 +18,6 @@ on first access so that this module stays light; they serve for annotations and
 from __future__ import annotations
 
 import importlib
-import ipaddress
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
@@ -29,6 +28,8 @@ from .scope import CancelScope
 from .typedattr import TypedAttributeProvider
 
 if TYPE_CHECKING:
+    import ipaddress
+
     from .tcp import SocketAttribute
     from .tcp import SocketStream as SocketStream
     from .tcp import TCPListener as SocketListener
@@ -243,7 +244,7 @@ AnyByteStream: TypeAlias = Union[ObjectStream[bytes], ByteStream]
 AnyByteStreamConnectable: TypeAlias = Union[ObjectStreamConnectable[bytes], ByteStreamConnectable]
 
 #: An IP address: text or an ``ipaddress`` object.
-IPAddressType: TypeAlias = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddressType: TypeAlias = Union[str, "ipaddress.IPv4Address", "ipaddress.IPv6Address"]
 #: A socket address as ``(host, port)`` (IPv6: ``(host, port, flowinfo, scope_id)``).
 IPSockAddrType: TypeAlias = tuple[str, int]
 
