@@ -84,12 +84,15 @@ _LAZY = {
     "SocketAttribute": (".tcp", "SocketAttribute"),
     "SocketStream": (".tcp", "SocketStream"),
     "TCPListener": (".tcp", "TCPListener"),
+    "ConnectionFailed": (".connectable", "ConnectionFailed"),
+    "TCPConnectable": (".connectable", "TCPConnectable"),
     "connect_tcp": (".tcp", "connect_tcp"),
     "create_tcp_listener": (".tcp", "create_tcp_listener"),
 }
 
 if TYPE_CHECKING:
     from . import from_thread, to_thread
+    from .connectable import ConnectionFailed, TCPConnectable
     from .diagnostics import LeftoverWarning, format_tree, print_tree
     from .tcp import (
         SocketAttribute,
@@ -189,6 +192,8 @@ __all__ = [
     "TCPListener",
     "connect_tcp",
     "create_tcp_listener",
+    "ConnectionFailed",
+    "TCPConnectable",
     # threads and event loop tokens
     "NoEventLoopError",
     "RunFinishedError",
