@@ -202,6 +202,15 @@ class SocketStream(ByteStream):
         self._receiving = False
         self._sending = False
 
+    @classmethod
+    async def from_socket(cls, sock_or_fd: socket.socket | int) -> SocketStream:
+        """Wrap an already connected TCP socket (or its file descriptor).
+
+        The stream takes ownership of the socket and closes it with ``aclose()``.
+        """
+        sock = _validate_socket(sock_or_fd, require_connected=True)
+        return await _wrap(asyncio.get_running_loop(), sock, accepted=False)
+
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Receive up to ``max_bytes`` bytes, waiting until at least one arrives.
 
@@ -374,6 +383,41 @@ async def _wrap(loop: asyncio.AbstractEventLoop, sock: socket.socket, accepted: 
     return SocketStream(transport, protocol)
 
 
+def _validate_socket(sock_or_fd: socket.socket | int, *, require_connected: bool = False,
+                     require_bound: bool = False) -> socket.socket:
+    """The TCP socket ``from_socket()`` was given, checked and made non-blocking."""
+    if isinstance(sock_or_fd, bool) or not isinstance(sock_or_fd, (int, socket.socket)):
+        raise TypeError(f"expected a socket or a file descriptor, "
+                        f"not {type(sock_or_fd).__name__}")
+    if isinstance(sock_or_fd, int):
+        try:
+            sock = socket.socket(fileno=sock_or_fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOTSOCK:
+                raise ValueError("the file descriptor does not refer to a socket") from exc
+            raise
+    else:
+        sock = sock_or_fd
+    try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError(f"expected an IPv4 or IPv6 socket, not {sock.family.name}")
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"expected a SOCK_STREAM socket, not {sock.type.name}")
+        if require_connected:
+            try:
+                sock.getpeername()
+            except OSError as exc:
+                raise ValueError("the socket must be connected") from exc
+        if require_bound and sock.getsockname()[1] == 0:
+            raise ValueError("the socket must be bound to a local address")
+    except BaseException:
+        if isinstance(sock_or_fd, int):
+            sock.detach()  # the descriptor stays the caller's
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 # -- connecting ------------------------------------------------------------------------
 
 async def _resolve(loop: asyncio.AbstractEventLoop, host: str | None, port: int,
@@ -446,6 +490,7 @@ def _connect_error(host: Any, port: int, errors: list[tuple[SockAddr, OSError]])
 
 async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
                       remote_port: int, *, local_host: str | None = None,
+                      local_port: int | None = None,
                       happy_eyeballs_delay: float = 0.25) -> SocketStream:
     """Connect to ``remote_host:remote_port`` over TCP and return a SocketStream.
 
@@ -453,7 +498,8 @@ async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6A
     interleaved family order, each attempt starting ``happy_eyeballs_delay``
     seconds after the previous one or as soon as it fails; the first connection
     wins and the others are cancelled and closed.  ``local_host`` binds the local
-    end.  Raises OSError naming every address tried and its error if none connects.
+    end, to ``local_port`` if given (as in AnyIO, ``local_port`` needs ``local_host``).
+    Raises OSError naming every address tried and its error if none connects.
     """
     loop = asyncio.get_running_loop()
     delay = _check_delay(happy_eyeballs_delay)
@@ -463,7 +509,8 @@ async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6A
     targets = _interleave(await _resolve(loop, host, remote_port))
     if not targets:
         raise OSError(f"{host!r} resolved to no IPv4 or IPv6 address")
-    local = None if local_host is None else await _resolve(loop, str(local_host), 0)
+    local = (None if local_host is None
+             else await _resolve(loop, str(local_host), local_port or 0))
     errors: list[tuple[SockAddr, OSError]] = []
     if len(targets) == 1:
         stream = await _attempt(loop, targets[0], local, errors)
@@ -581,6 +628,18 @@ class TCPListener(Listener[SocketStream]):
         # waiting, and on aclose().
         self._watching: asyncio.AbstractEventLoop | None = None
         self._next = 0  # round-robin start, so no socket starves the others
+
+    @classmethod
+    async def from_socket(cls, sock_or_fd: socket.socket | int) -> TCPListener:
+        """Wrap a bound TCP socket (or its file descriptor) as a listener.
+
+        A socket that is not listening yet is put in listening mode.  The listener
+        takes ownership of the socket and closes it with ``aclose()``.
+        """
+        sock = _validate_socket(sock_or_fd, require_bound=True)
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(65535)
+        return cls([sock])
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
