@@ -304,3 +304,133 @@ def test_provider_shares_one_portal_between_threads(backend: str) -> None:
         assert again is not seen[0]
     with pytest.raises(RuntimeError, match="exited more often"):
         provider.__exit__(None, None, None)
+
+
+# -- the same thread-side program on AnyIO's Trio backend, as the reference -----------
+
+def _portal_program(lib: Any, portal: Any) -> list[Any]:
+    seen: list[Any] = []
+
+    async def add(a: int, b: int) -> int:
+        await lib.sleep(0)
+        return a + b
+
+    async def fail(**_: Any) -> None:
+        await lib.sleep(0)
+        raise KeyError("k")
+
+    async def service(*, task_status: Any) -> str:
+        task_status.started("up")
+        await lib.sleep(0)
+        return "done"
+
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await lib.sleep_forever()
+
+    seen.append(portal.call(add, 1, 2))
+    seen.append(portal.call(lambda: "sync"))
+    try:
+        portal.call(fail)
+    except KeyError:
+        seen.append("KeyError")
+    future, value = portal.start_task(service)
+    seen.append((value, future.result()))
+    future = portal.start_task_soon(forever)
+    started.wait()
+    future.cancel()
+    try:
+        future.result()
+    except concurrent.futures.CancelledError:
+        seen.append("cancelled")
+
+    @asynccontextmanager
+    async def cm() -> AsyncIterator[str]:
+        with lib.CancelScope():
+            yield "in"
+        seen.append("exited")
+
+    with portal.wrap_async_context_manager(cm()) as got:
+        seen.append(got)
+    try:
+        portal.start_task(fail)
+    except KeyError:
+        seen.append("start_task KeyError")
+    return seen
+
+
+def test_portal_matches_anyio_on_trio(backend: str) -> None:
+    import anyio
+    import anyio.from_thread
+
+    expected = [3, "sync", "KeyError", ("up", "done"), "cancelled", "in", "exited",
+                "start_task KeyError"]
+    with anyio.from_thread.start_blocking_portal("trio") as portal:
+        assert _portal_program(anyio, portal) == expected
+    with start_blocking_portal(backend) as portal:
+        assert _portal_program(scopeloop, portal) == expected
+
+
+async def _call_async_program(lib: Any, portal: Any) -> list[Any]:
+    seen: list[Any] = []
+    # Cross-thread handshakes: threading primitives, since the target runs elsewhere.
+    target_started = threading.Event()
+    release = threading.Event()
+
+    async def add(a: int, b: int) -> int:
+        await lib.sleep(0)
+        return a + b
+
+    async def guarded() -> None:
+        target_started.set()
+        try:
+            await lib.sleep_forever()
+        finally:
+            seen.append("target cancelled")
+
+    async def stubborn() -> str:
+        target_started.set()
+        with lib.CancelScope(shield=True):
+            await lib.to_thread.run_sync(release.wait)
+        return "finished anyway"
+
+    seen.append(await portal.call_async(add, 2, 3))
+    with lib.CancelScope() as scope:
+        async with lib.create_task_group() as tg:
+            async def cancel_when_started() -> None:
+                await lib.to_thread.run_sync(target_started.wait)
+                scope.cancel()
+
+            tg.start_soon(cancel_when_started)
+            await portal.call_async(guarded)
+    seen.append(scope.cancelled_caught)
+    target_started.clear()
+    with lib.CancelScope() as scope:
+        async with lib.create_task_group() as tg:
+            async def cancel_when_started2() -> None:
+                await lib.to_thread.run_sync(target_started.wait)
+                scope.cancel()
+
+            tg.start_soon(cancel_when_started2)
+            await portal.call_async(stubborn, abandon_on_cancel=True)
+    seen.append(("abandoned", scope.cancelled_caught))
+    release.set()
+    try:
+        await portal.call_async(lambda: 1 / 0)
+    except ZeroDivisionError:
+        seen.append("ZeroDivisionError")
+    return seen
+
+
+def test_call_async_matches_anyio_on_trio(backend: str) -> None:
+    import anyio
+    import anyio.from_thread
+    import anyio.to_thread
+
+    expected = [5, "target cancelled", True, ("abandoned", True), "ZeroDivisionError"]
+    with anyio.from_thread.start_blocking_portal("trio") as portal:
+        assert anyio.run(_call_async_program, anyio, portal, backend="trio") == expected
+    with start_blocking_portal(backend) as portal:
+        assert scopeloop.run(_call_async_program, scopeloop, portal, backend=backend) == expected
