@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 from . import abc, lowlevel
 from .abc import aclose_forcefully
 from .concurrency import amap, gather
+from .fdwait import (
+    notify_closing,
+    wait_readable,
+    wait_socket_readable,
+    wait_socket_writable,
+    wait_writable,
+)
 from .future import Future, FutureAlreadyFinished, FutureCancelled, FutureFailed, FutureNotFinished
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
@@ -194,6 +201,12 @@ __all__ = [
     "create_tcp_listener",
     "ConnectionFailed",
     "TCPConnectable",
+    # waiting for file descriptors
+    "notify_closing",
+    "wait_readable",
+    "wait_socket_readable",
+    "wait_socket_writable",
+    "wait_writable",
     # threads and event loop tokens
     "NoEventLoopError",
     "RunFinishedError",

@@ -42,9 +42,8 @@ OMISSIONS: dict[str, dict[str, str]] = {
         **dict.fromkeys(["get_all_backends", "get_available_backends"], BACKEND_API),
         # outside issue 17
         **dict.fromkeys(["open_signal_receiver", "getaddrinfo", "getnameinfo",
-                         "wait_readable", "wait_writable", "wait_socket_readable",
-                         "wait_socket_writable", "notify_closing", "ContextManagerMixin",
-                         "AsyncContextManagerMixin", "as_connectable"], NOT_YET),
+                         "ContextManagerMixin", "AsyncContextManagerMixin", "as_connectable"],
+                        NOT_YET),
     },
     "anyio.abc": {
         **dict.fromkeys(["AsyncBackend", "TestRunner"], BACKEND_API),
