@@ -69,6 +69,7 @@ from .sync import (
     SemaphoreStatistics,
 )
 from .guard import BusyResourceError, ResourceGuard
+from .resolve import getaddrinfo, getnameinfo
 from .task import Task
 from .token import NoEventLoopError, RunFinishedError
 from .typedattr import (
@@ -201,6 +202,8 @@ __all__ = [
     "create_tcp_listener",
     "ConnectionFailed",
     "TCPConnectable",
+    "getaddrinfo",
+    "getnameinfo",
     # waiting for file descriptors
     "notify_closing",
     "wait_readable",

@@ -41,8 +41,7 @@ OMISSIONS: dict[str, dict[str, str]] = {
         # backends
         **dict.fromkeys(["get_all_backends", "get_available_backends"], BACKEND_API),
         # outside issue 17
-        **dict.fromkeys(["open_signal_receiver", "getaddrinfo", "getnameinfo",
-                         "ContextManagerMixin", "AsyncContextManagerMixin", "as_connectable"],
+        **dict.fromkeys(["open_signal_receiver", "ContextManagerMixin", "AsyncContextManagerMixin", "as_connectable"],
                         NOT_YET),
     },
     "anyio.abc": {
