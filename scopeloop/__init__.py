@@ -11,6 +11,18 @@ import importlib
 import sys
 
 from typing import TYPE_CHECKING, Any
+
+from . import abc, lowlevel
+from .abc import aclose_forcefully
+from .concurrency import amap, gather
+from .fdwait import (
+    notify_closing,
+    wait_readable,
+    wait_socket_readable,
+    wait_socket_writable,
+    wait_writable,
+)
+from .future import Future, FutureAlreadyFinished, FutureCancelled, FutureFailed, FutureNotFinished
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
 from .lowlevel import (
@@ -19,6 +31,7 @@ from .lowlevel import (
     current_time,
     get_cancelled_exc_class,
     get_current_task,
+    get_running_tasks,
     sleep,
     sleep_forever,
     sleep_until,
@@ -55,7 +68,16 @@ from .sync import (
     Semaphore,
     SemaphoreStatistics,
 )
+from .guard import BusyResourceError, ResourceGuard
+from .resolve import getaddrinfo, getnameinfo
 from .task import Task
+from .token import NoEventLoopError, RunFinishedError
+from .typedattr import (
+    TypedAttributeLookupError,
+    TypedAttributeProvider,
+    TypedAttributeSet,
+    typed_attribute,
+)
 
 
 # Threads, TCP and diagnostics pull in threading, socket/ssl and traceback
@@ -67,24 +89,23 @@ _LAZY = {
     "LeftoverWarning": (".diagnostics", "LeftoverWarning"),
     "format_tree": (".diagnostics", "format_tree"),
     "print_tree": (".diagnostics", "print_tree"),
-    "BusyResourceError": (".tcp", "BusyResourceError"),
     "SocketAttribute": (".tcp", "SocketAttribute"),
     "SocketStream": (".tcp", "SocketStream"),
     "TCPListener": (".tcp", "TCPListener"),
-    "TypedAttributeLookupError": (".tcp", "TypedAttributeLookupError"),
+    "ConnectionFailed": (".connectable", "ConnectionFailed"),
+    "TCPConnectable": (".connectable", "TCPConnectable"),
     "connect_tcp": (".tcp", "connect_tcp"),
     "create_tcp_listener": (".tcp", "create_tcp_listener"),
 }
 
 if TYPE_CHECKING:
     from . import from_thread, to_thread
+    from .connectable import ConnectionFailed, TCPConnectable
     from .diagnostics import LeftoverWarning, format_tree, print_tree
     from .tcp import (
-        BusyResourceError,
         SocketAttribute,
         SocketStream,
         TCPListener,
-        TypedAttributeLookupError,
         connect_tcp,
         create_tcp_listener,
     )
@@ -124,6 +145,7 @@ __all__ = [
     "fail_at",
     "get_cancelled_exc_class",
     "get_current_task",
+    "get_running_tasks",
     "move_on_after",
     "move_on_at",
     "new_event_loop",
@@ -156,16 +178,45 @@ __all__ = [
     "LockStatistics",
     "Semaphore",
     "SemaphoreStatistics",
-    # TCP
+    "ResourceGuard",
     "BusyResourceError",
+    # futures and concurrency helpers
+    "Future",
+    "FutureAlreadyFinished",
+    "FutureCancelled",
+    "FutureFailed",
+    "FutureNotFinished",
+    "amap",
+    "gather",
+    # resources, stream ABCs and typed attributes
+    "aclose_forcefully",
+    "TypedAttributeLookupError",
+    "TypedAttributeProvider",
+    "TypedAttributeSet",
+    "typed_attribute",
+    # TCP
     "SocketAttribute",
     "SocketStream",
     "TCPListener",
-    "TypedAttributeLookupError",
     "connect_tcp",
     "create_tcp_listener",
-    # worker threads (submodules)
+    "ConnectionFailed",
+    "TCPConnectable",
+    "getaddrinfo",
+    "getnameinfo",
+    # waiting for file descriptors
+    "notify_closing",
+    "wait_readable",
+    "wait_socket_readable",
+    "wait_socket_writable",
+    "wait_writable",
+    # threads and event loop tokens
+    "NoEventLoopError",
+    "RunFinishedError",
+    # submodules
+    "abc",
     "from_thread",
+    "lowlevel",
     "to_thread",
 ]
 

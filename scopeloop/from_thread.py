@@ -17,6 +17,13 @@ the worker only reads that flag; everything else crosses threads through
 ``call_soon_threadsafe`` and a ``concurrent.futures.Future``.  Both calls run in a
 copy of the worker's context, so context variables carry over from the original
 caller through the thread and back.
+
+Any other thread (one the program started itself) can call into a loop too, if it
+holds that loop's ``lowlevel.current_token()``: ``run(func, token=token)`` and
+``run_sync(func, token=token)``.  Such a call runs in a plain task, linked to no
+caller's cancellation; once the loop has finished they raise RunFinishedError.
+``BlockingPortal`` and ``start_blocking_portal()`` (module ``portal``, re-exported
+here) run a loop for threads to use.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from .portal import BlockingPortal, BlockingPortalProvider, start_blocking_portal
 from .scope import CancelScope
 from .to_thread import _Job, _local
+from .token import EventLoopToken, NoEventLoopError, schedule
 
-__all__ = ("run", "run_sync", "check_cancelled")
+__all__ = ("run", "run_sync", "check_cancelled", "BlockingPortal", "BlockingPortalProvider",
+           "start_blocking_portal")
 
 T = TypeVar("T")
 
@@ -38,11 +49,28 @@ T = TypeVar("T")
 def _current_job(api: str) -> _Job:
     job: _Job | None = getattr(_local, "job", None)
     if job is None:
-        raise RuntimeError(
+        raise NoEventLoopError(
             f"from_thread.{api} can only be called from a worker thread started by "
-            f"scopeloop.to_thread.run_sync(); in the event loop thread, await the "
+            f"scopeloop.to_thread.run_sync(), or with token=lowlevel.current_token() "
+            f"taken in the loop's thread; in the event loop thread, await the "
             f"function directly (or call it) instead")
     return job
+
+
+def _token_job(token: EventLoopToken, api: str) -> _Job | None:
+    """The worker's job if it belongs to ``token``'s loop (then the call is linked to
+    the ``run_sync()`` caller's cancellation), else None after checking the thread."""
+    if not isinstance(token, EventLoopToken):
+        raise TypeError(f"token must be an EventLoopToken (from lowlevel.current_token()), "
+                        f"not {type(token).__name__}")
+    job: _Job | None = getattr(_local, "job", None)
+    if job is not None and job.loop is token.loop:
+        return job
+    if asyncio._get_running_loop() is token.loop:
+        raise RuntimeError(f"from_thread.{api} blocks its thread until the loop has run the "
+                           f"call, so it cannot be called from that loop's own thread; "
+                           f"await the function directly (or call it) instead")
+    return None
 
 
 def _schedule(job: _Job, callback: Callable[..., object], *args: Any) -> None:
@@ -64,24 +92,69 @@ def check_cancelled() -> None:
         raise job.cancelled_error()
 
 
-def run(func: Callable[..., Awaitable[T]], *args: Any) -> T:
+def run(func: Callable[..., Awaitable[T]], *args: Any, token: EventLoopToken | None = None) -> T:
     """Run ``await func(*args)`` in the event loop and return its result.
 
-    Blocks this worker thread until the task finishes.  Raises CancelledError if the
-    ``run_sync()`` caller is (or gets) cancelled before ``func`` completes.
+    Blocks this thread until the task finishes.  From a ``to_thread.run_sync()``
+    worker: raises CancelledError if the ``run_sync()`` caller is (or gets)
+    cancelled before ``func`` completes.  From any other thread, pass
+    ``token=lowlevel.current_token()`` (taken in the loop's thread); raises
+    RunFinishedError if that loop has finished, NoEventLoopError without a token.
     """
-    job = _current_job("run()")
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
+    if token is not None:
+        token_job = _token_job(token, "run()")
+        if token_job is None:
+            schedule(token.loop, done, _start_token_task, token.loop, func, args, done,
+                     context=contextvars.copy_context())
+            return done.result()
+        job = token_job
+    else:
+        job = _current_job("run()")
     _schedule(job, _start_portal_task, job, func, args, done)
     return done.result()
 
 
-def run_sync(func: Callable[..., T], *args: Any) -> T:
-    """Call ``func(*args)`` in the event loop thread and return its result."""
-    job = _current_job("run_sync()")
+def run_sync(func: Callable[..., T], *args: Any, token: EventLoopToken | None = None) -> T:
+    """Call ``func(*args)`` in the event loop thread and return its result.
+
+    ``token`` as for ``run()``.
+    """
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
+    if token is not None and _token_job(token, "run_sync()") is None:
+        schedule(token.loop, done, _call_in_loop, func, args, done,
+                 context=contextvars.copy_context())
+        return done.result()
+    job = _current_job("run_sync()")
     _schedule(job, _call_in_loop, func, args, done)
     return done.result()
+
+
+def _start_token_task(loop: asyncio.AbstractEventLoop, func: Callable[..., Awaitable[T]],
+                      args: tuple[Any, ...], done: concurrent.futures.Future[T]) -> None:
+    try:
+        task = loop.create_task(_await(func, args))
+    except BaseException as exc:
+        done.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt and friends also belong to the loop
+        return
+    task.add_done_callback(functools.partial(_report, done))
+
+
+async def _await(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    return await func(*args)
+
+
+def _report(done: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    if done.done():
+        return  # the loop closed meanwhile: the caller already has RunFinishedError
+    try:
+        result = task.result()
+    except BaseException as exc:  # including the CancelledError the task ended with
+        done.set_exception(exc)
+    else:
+        done.set_result(result)
 
 
 def _call_in_loop(func: Callable[..., T], args: tuple[Any, ...],

@@ -15,6 +15,7 @@ from sniffio import thread_local as _sniffio_thread
 
 from ._cpython import POLICY_BASE
 from .task import Task
+from .token import loop_closing
 
 _uvloop: Any
 try:
@@ -64,6 +65,15 @@ class _ScopeLoopMixin:
         if own._source_traceback:  # type: ignore[attr-defined]
             del own._source_traceback[-1]  # type: ignore[attr-defined]
         return own
+
+    def close(self) -> None:
+        """Close the loop, as on the backend loop.
+
+        Calls that other threads made into this loop through an EventLoopToken and
+        that have not completed get RunFinishedError instead of waiting forever.
+        """
+        super().close()  # type: ignore[misc]
+        loop_closing(self)  # type: ignore[arg-type]
 
     def run_forever(self) -> None:
         """Run until ``stop()``; sniffio reports "asyncio" meanwhile, in callbacks too."""

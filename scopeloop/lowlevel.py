@@ -1,15 +1,25 @@
-"""Time, checkpoints and task introspection (AnyIO's names, asyncio's machinery)."""
+"""Time, checkpoints and task introspection (AnyIO's names, asyncio's machinery).
+
+Also re-exports, under AnyIO's ``anyio.lowlevel`` names, the run variables
+(``RunVar``, ``RunvarToken``) and event loop tokens (``EventLoopToken``,
+``current_token``), which live in modules of their own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from .runvar import RunVar, RunvarToken
+from .scope import CancelScope
 from .task import Task, current_scope_task
+from .token import EventLoopToken, current_token, running_loop
 
 __all__ = (
-    "checkpoint", "sleep", "sleep_until", "sleep_forever", "current_time",
-    "get_cancelled_exc_class", "get_current_task", "TaskInfo", "wait_all_tasks_blocked",
+    "checkpoint", "checkpoint_if_cancelled", "cancel_shielded_checkpoint", "sleep",
+    "sleep_until", "sleep_forever", "current_time", "get_cancelled_exc_class",
+    "get_current_task", "get_running_tasks", "TaskInfo", "wait_all_tasks_blocked",
+    "RunVar", "RunvarToken", "EventLoopToken", "current_token",
 )
 
 sleep = asyncio.sleep
@@ -18,6 +28,28 @@ sleep = asyncio.sleep
 async def checkpoint() -> None:
     """Let other tasks run; raise CancelledError if this task is effectively cancelled."""
     await asyncio.sleep(0)
+
+
+async def checkpoint_if_cancelled() -> None:
+    """Raise CancelledError if this task is effectively cancelled; otherwise return at once.
+
+    Unlike ``checkpoint()`` it does not let other tasks run when there is nothing to
+    raise.  A pending native ``Task.cancel()`` counts as cancelled too.
+    """
+    task = current_scope_task("checkpoint_if_cancelled()")
+    if task._cancelling_scope() is not None or task._must_cancel:
+        await asyncio.sleep(0)  # the checkpoint raises CancelledError
+
+
+async def cancel_shielded_checkpoint() -> None:
+    """Let other tasks run without raising for scope cancellation.
+
+    The same as ``with CancelScope(shield=True): await checkpoint()``.  A native
+    ``Task.cancel()`` is not held back (shields never block native cancellation);
+    a scope cancellation stays pending for the next checkpoint.
+    """
+    with CancelScope(shield=True):
+        await asyncio.sleep(0)
 
 
 async def sleep_until(deadline: float) -> None:
@@ -79,6 +111,15 @@ class TaskInfo:
 def get_current_task() -> TaskInfo:
     """Information about the running task."""
     return TaskInfo(current_scope_task("get_current_task()"))
+
+
+def get_running_tasks() -> list[TaskInfo]:
+    """Information about every task of the running loop that has not finished.
+
+    Raises NoEventLoopError outside a running loop.
+    """
+    loop = running_loop("get_running_tasks()")
+    return [TaskInfo(task) for task in asyncio.all_tasks(loop) if not task.done()]
 
 
 def _blocked_on(task: asyncio.Task[Any]) -> object:

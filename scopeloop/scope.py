@@ -466,12 +466,16 @@ class _FailScope(CancelScope):
 
     __slots__ = ()
 
+    # fail_after/fail_at(reason=...): the TimeoutError's message instead of ours.
+    _timeout_reason: str | None = None
+
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> bool:
         swallowed = super().__exit__(exc_type, exc, tb)
         # (A scope exited with no exception "swallows" nothing: it caught nothing.)
         if swallowed and exc is not None and (self._deadline_fired or self._deadline_passed()):
-            raise TimeoutError(f"deadline of {self._deadline:.3f} exceeded") from exc
+            raise TimeoutError(self._timeout_reason
+                               or f"deadline of {self._deadline:.3f} exceeded") from exc
         return swallowed
 
     def _deadline_passed(self) -> bool:
@@ -492,9 +496,18 @@ def _after(cls: type[CancelScope], delay: float | None, shield: bool) -> CancelS
     return scope
 
 
-def move_on_at(deadline: float, shield: bool = False) -> CancelScope:
-    """A scope that is cancelled at ``deadline`` (``loop.time()`` seconds); no error."""
-    return CancelScope(deadline=deadline, shield=shield)
+def _check_reason(reason: Any) -> str | None:
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError(f"reason must be a str or None, not {type(reason).__name__}")
+    return reason
+
+
+def move_on_at(deadline: float | None, shield: bool = False) -> CancelScope:
+    """A scope that is cancelled at ``deadline`` (``loop.time()`` seconds; None: never).
+
+    No error: the block is left and ``cancelled_caught`` is set.
+    """
+    return CancelScope(deadline=_INF if deadline is None else deadline, shield=shield)
 
 
 def move_on_after(delay: float | None, shield: bool = False) -> CancelScope:
@@ -505,14 +518,28 @@ def move_on_after(delay: float | None, shield: bool = False) -> CancelScope:
     return _after(CancelScope, delay, shield)
 
 
-def fail_at(deadline: float, shield: bool = False) -> CancelScope:
-    """Like ``move_on_at``, but raise TimeoutError if the deadline cancels the block."""
-    return _FailScope(deadline=deadline, shield=shield)
+def fail_at(deadline: float | None, shield: bool = False,
+            reason: str | None = None) -> CancelScope:
+    """Like ``move_on_at``, but raise TimeoutError if the deadline cancels the block.
+
+    ``reason``, if given, is the TimeoutError's message.
+    """
+    scope = _FailScope(deadline=_INF if deadline is None else deadline, shield=shield)
+    if reason is not None:
+        scope._timeout_reason = _check_reason(reason)
+    return scope
 
 
-def fail_after(delay: float | None, shield: bool = False) -> CancelScope:
-    """Like ``move_on_after``, but raise TimeoutError if the deadline cancels the block."""
-    return _after(_FailScope, delay, shield)
+def fail_after(delay: float | None, shield: bool = False,
+               reason: str | None = None) -> CancelScope:
+    """Like ``move_on_after``, but raise TimeoutError if the deadline cancels the block.
+
+    ``reason``, if given, is the TimeoutError's message.
+    """
+    scope = _after(_FailScope, delay, shield)
+    if reason is not None:
+        scope._timeout_reason = _check_reason(reason)  # type: ignore[attr-defined]
+    return scope
 
 
 def current_effective_deadline() -> float:

@@ -47,6 +47,7 @@ from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._cpython import CURRENT_TASKS, UNCANCEL_CLEARS_PENDING
+from .abc import ObjectReceiveStream, ObjectSendStream
 from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task
 
 __all__ = (
@@ -359,7 +360,7 @@ class _Handle:
                 f"buffer={used}/{state.max_buffer_size}>")
 
 
-class MemoryObjectSendStream(_Handle, Generic[T_contra]):
+class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
     """The sending end of a memory object stream (see ``create_memory_object_stream``)."""
 
     __slots__ = ()
@@ -499,7 +500,7 @@ class MemoryObjectSendStream(_Handle, Generic[T_contra]):
                     fut.set_result(_END)
 
 
-class MemoryObjectReceiveStream(_Handle, Generic[T_co]):
+class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
     """The receiving end of a memory object stream (see ``create_memory_object_stream``).
 
     ``async for item in stream`` receives until the end of the stream.

@@ -54,10 +54,13 @@ from types import TracebackType
 from typing import Any
 
 from ._cpython import task_of_loop
+from .abc import ByteStream, Listener
 from .group import TaskGroup, create_task_group
+from .guard import BusyResourceError
 from .scope import CancelScope, _check_delay, move_on_after
 from .streams import BrokenResourceError, ClosedResourceError, EndOfStream
 from .task import ScopeCancelMessage, cancelled_region
+from .typedattr import TypedAttributeLookupError, TypedAttributeSet, typed_attribute
 
 __all__ = (
     "connect_tcp", "create_tcp_listener", "SocketStream", "TCPListener", "SocketAttribute",
@@ -70,50 +73,15 @@ _READ_LOW_WATER = 64 * 1024
 SockAddr = tuple[Any, ...]
 
 
-class BusyResourceError(Exception):
-    """Another task is already receiving from (or accepting on) this resource."""
-
-
-class TypedAttributeLookupError(LookupError):
-    """``extra()`` was asked for an attribute the object does not provide."""
-
-
-class SocketAttribute:
+class SocketAttribute(TypedAttributeSet):
     """Keys for ``extra()`` on streams and listeners (AnyIO's ``SocketAttribute``)."""
 
-    family: Any = object()          #: ``socket.AddressFamily`` of the socket
-    local_address: Any = object()   #: ``(host, port)`` this side is bound to
-    local_port: Any = object()      #: the local port
-    raw_socket: Any = object()      #: the underlying socket object (do not read/write it)
-    remote_address: Any = object()  #: ``(host, port)`` of the peer
-    remote_port: Any = object()     #: the peer's port
-
-
-_MISSING: Any = object()
-
-
-class _AttributeProvider:
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """The attributes ``extra()`` knows, each mapped to a function returning its value."""
-        return {}
-
-    def extra(self, attribute: Any, default: Any = _MISSING) -> Any:
-        """The value of an extra attribute such as ``SocketAttribute.remote_port``."""
-        getter = self.extra_attributes.get(attribute)
-        if getter is None:
-            if default is _MISSING:
-                raise TypedAttributeLookupError(f"{type(self).__name__} has no attribute "
-                                                f"{_attribute_name(attribute)}")
-            return default
-        return getter()
-
-
-def _attribute_name(attribute: Any) -> str:
-    for name, value in vars(SocketAttribute).items():
-        if value is attribute:
-            return f"SocketAttribute.{name}"
-    return repr(attribute)
+    family: Any = typed_attribute()          #: ``socket.AddressFamily`` of the socket
+    local_address: Any = typed_attribute()   #: ``(host, port)`` this side is bound to
+    local_port: Any = typed_attribute()      #: the local port
+    raw_socket: Any = typed_attribute()      #: the underlying socket object (do not read/write it)
+    remote_address: Any = typed_attribute()  #: ``(host, port)`` of the peer
+    remote_port: Any = typed_attribute()     #: the peer's port
 
 
 def _user_address(addr: Any) -> Any:
@@ -216,7 +184,7 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-class SocketStream(_AttributeProvider):
+class SocketStream(ByteStream):
     """A TCP connection: a byte stream with AnyIO's ``SocketStream`` API.
 
     Made by ``connect_tcp()`` and ``TCPListener.accept()``.  Use it as an async
@@ -231,6 +199,15 @@ class SocketStream(_AttributeProvider):
         self._eof_sent = False
         self._receiving = False
         self._sending = False
+
+    @classmethod
+    async def from_socket(cls, sock_or_fd: socket.socket | int) -> SocketStream:
+        """Wrap an already connected TCP socket (or its file descriptor).
+
+        The stream takes ownership of the socket and closes it with ``aclose()``.
+        """
+        sock = _validate_socket(sock_or_fd, require_connected=True)
+        return await _wrap(asyncio.get_running_loop(), sock, accepted=False)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Receive up to ``max_bytes`` bytes, waiting until at least one arrives.
@@ -247,7 +224,7 @@ class SocketStream(_AttributeProvider):
         if not chunks and not (protocol.eof or protocol.lost):
             # Waiting is the checkpoint: cancellation interrupts the wait.
             if self._receiving:
-                raise BusyResourceError("another task is already receiving from this stream")
+                raise BusyResourceError("receiving from")
             self._receiving = True
             try:
                 waiter = protocol.read_waiter = protocol.loop.create_future()  # type: ignore[union-attr]
@@ -286,7 +263,7 @@ class SocketStream(_AttributeProvider):
             await asyncio.sleep(0)  # the checkpoint raises CancelledError
         self._check_writable()
         if self._sending:
-            raise BusyResourceError("another task is already sending on this stream")
+            raise BusyResourceError("sending on")
         protocol = self._protocol
         self._transport.write(item)
         waiter = protocol.write_waiter
@@ -404,6 +381,41 @@ async def _wrap(loop: asyncio.AbstractEventLoop, sock: socket.socket, accepted: 
     return SocketStream(transport, protocol)
 
 
+def _validate_socket(sock_or_fd: socket.socket | int, *, require_connected: bool = False,
+                     require_bound: bool = False) -> socket.socket:
+    """The TCP socket ``from_socket()`` was given, checked and made non-blocking."""
+    if isinstance(sock_or_fd, bool) or not isinstance(sock_or_fd, (int, socket.socket)):
+        raise TypeError(f"expected a socket or a file descriptor, "
+                        f"not {type(sock_or_fd).__name__}")
+    if isinstance(sock_or_fd, int):
+        try:
+            sock = socket.socket(fileno=sock_or_fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOTSOCK:
+                raise ValueError("the file descriptor does not refer to a socket") from exc
+            raise
+    else:
+        sock = sock_or_fd
+    try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError(f"expected an IPv4 or IPv6 socket, not {sock.family.name}")
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"expected a SOCK_STREAM socket, not {sock.type.name}")
+        if require_connected:
+            try:
+                sock.getpeername()
+            except OSError as exc:
+                raise ValueError("the socket must be connected") from exc
+        if require_bound and sock.getsockname()[1] == 0:
+            raise ValueError("the socket must be bound to a local address")
+    except BaseException:
+        if isinstance(sock_or_fd, int):
+            sock.detach()  # the descriptor stays the caller's
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 # -- connecting ------------------------------------------------------------------------
 
 async def _resolve(loop: asyncio.AbstractEventLoop, host: str | None, port: int,
@@ -476,6 +488,7 @@ def _connect_error(host: Any, port: int, errors: list[tuple[SockAddr, OSError]])
 
 async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
                       remote_port: int, *, local_host: str | None = None,
+                      local_port: int | None = None,
                       happy_eyeballs_delay: float = 0.25) -> SocketStream:
     """Connect to ``remote_host:remote_port`` over TCP and return a SocketStream.
 
@@ -483,7 +496,8 @@ async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6A
     interleaved family order, each attempt starting ``happy_eyeballs_delay``
     seconds after the previous one or as soon as it fails; the first connection
     wins and the others are cancelled and closed.  ``local_host`` binds the local
-    end.  Raises OSError naming every address tried and its error if none connects.
+    end, to ``local_port`` if given (as in AnyIO, ``local_port`` needs ``local_host``).
+    Raises OSError naming every address tried and its error if none connects.
     """
     loop = asyncio.get_running_loop()
     delay = _check_delay(happy_eyeballs_delay)
@@ -493,7 +507,8 @@ async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6A
     targets = _interleave(await _resolve(loop, host, remote_port))
     if not targets:
         raise OSError(f"{host!r} resolved to no IPv4 or IPv6 address")
-    local = None if local_host is None else await _resolve(loop, str(local_host), 0)
+    local = (None if local_host is None
+             else await _resolve(loop, str(local_host), local_port or 0))
     errors: list[tuple[SockAddr, OSError]] = []
     if len(targets) == 1:
         stream = await _attempt(loop, targets[0], local, errors)
@@ -589,7 +604,7 @@ async def _serve_one(handler: Callable[[SocketStream], Awaitable[Any]], stream: 
         await handler(stream)
 
 
-class TCPListener(_AttributeProvider):
+class TCPListener(Listener[SocketStream]):
     """Listening TCP sockets (one per local address) that ``accept()`` connections.
 
     Made by ``create_tcp_listener()``.  ``extra()`` describes the first socket; all
@@ -612,6 +627,18 @@ class TCPListener(_AttributeProvider):
         self._watching: asyncio.AbstractEventLoop | None = None
         self._next = 0  # round-robin start, so no socket starves the others
 
+    @classmethod
+    async def from_socket(cls, sock_or_fd: socket.socket | int) -> TCPListener:
+        """Wrap a bound TCP socket (or its file descriptor) as a listener.
+
+        A socket that is not listening yet is put in listening mode.  The listener
+        takes ownership of the socket and closes it with ``aclose()``.
+        """
+        sock = _validate_socket(sock_or_fd, require_bound=True)
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(65535)
+        return cls([sock])
+
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets (read-only use: do not accept on them directly)."""
@@ -621,7 +648,7 @@ class TCPListener(_AttributeProvider):
         """Wait for the next incoming connection and return it as a SocketStream."""
         loop = asyncio.get_running_loop()
         if self._accepting:
-            raise BusyResourceError("another task is already accepting on this listener")
+            raise BusyResourceError("accepting on")
         if _cancel_pending(loop):
             await asyncio.sleep(0)
         self._accepting = True
@@ -687,7 +714,7 @@ class TCPListener(_AttributeProvider):
         iteration and one task step less per connection than an accept loop.
         """
         if self._accepting:
-            raise BusyResourceError("another task is already accepting on this listener")
+            raise BusyResourceError("accepting on")
         if task_group is None:
             async with create_task_group() as group:
                 await self._serve(handler, group)
@@ -698,7 +725,7 @@ class TCPListener(_AttributeProvider):
                      group: TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         if self._accepting:
-            raise BusyResourceError("another task is already accepting on this listener")
+            raise BusyResourceError("accepting on")
         if _cancel_pending(loop):
             await asyncio.sleep(0)
         if self._closed:
