@@ -58,7 +58,13 @@ class _ScopeLoopMixin:
                 task = factory(self, coro, context=context, **kwargs)
             if name is not None:
                 task.set_name(name)
-            return task
+            try:
+                return task
+            finally:
+                # An eager task's first step ran below this frame: if it failed, its
+                # traceback keeps this frame, which must not keep the task (a
+                # reference cycle; CPython's own create_task does the same, gh-128552).
+                del task
         if self.is_closed():  # type: ignore[attr-defined]
             raise RuntimeError("Event loop is closed")
         own = Task(coro, loop=self, name=name, context=context, **kwargs)  # type: ignore[arg-type]

@@ -295,16 +295,20 @@ if sys.version_info >= (3, 12):
 
         A task group spawning through a task factory names the scope the child
         belongs to on the loop; it has to be in place before that first step, so
-        this class (unlike Task, which avoids a Python-level __init__ for speed)
-        sets it in __init__.
+        this class (unlike Task, which avoids Python-level construction for speed)
+        sets it in __new__.
         """
 
-        def __init__(self, coro: Any, *, loop: asyncio.AbstractEventLoop | None = None,
-                     **kwargs: Any) -> None:
+        def __new__(cls, coro: Any, *, loop: asyncio.AbstractEventLoop | None = None,
+                    **kwargs: Any) -> _EagerTask:
+            # In __new__, not __init__: the first step runs inside the C __init__,
+            # and a Python frame below it that holds the task would be kept by the
+            # traceback of a failing first step, a reference cycle through the task.
+            self = super().__new__(cls)
             scope = getattr(loop, "_spawn_scope", None)
             if scope is not None:
                 self._scope = scope
-            super().__init__(coro, loop=loop, **kwargs)
+            return self
 
     # The stdlib's own factory over scopeloop's Task: AnyIO recognises it (by its
     # code) and then starts its tasks correctly; a look-alike function breaks that.
