@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import signal
+import socket
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine
@@ -72,15 +73,14 @@ class Runner:
         if self._loop is None:  # never used: nothing to wait for
             self._runner.close()
             return
-        previous = _install_sigint(self._on_sigint)
+        hook = _SigintHook(self._on_sigint, self._loop)
         try:
             self._runner.close()
         except KeyboardInterrupt:
             self._abandon()
             raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            hook.remove()
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop this runner runs on (created on first use)."""
@@ -100,7 +100,7 @@ class Runner:
         self.get_loop()  # (raises if abandoned, before a coroutine exists)
         coro = _as_coroutine(main, args)
         self._interrupts = 0
-        previous = _install_sigint(self._on_sigint)
+        hook = _SigintHook(self._on_sigint, self.get_loop())
         try:
             result: T = self._runner.run(self._run_main(coro), context=context)
         except KeyboardInterrupt:
@@ -110,8 +110,7 @@ class Runner:
                 raise KeyboardInterrupt() from (None if isinstance(exc, asyncio.CancelledError) else exc)
             raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            hook.remove()
             self._root = None
             if self._abandoning:
                 self._abandon()
@@ -212,22 +211,71 @@ def _as_coroutine(main: Any, args: tuple[Any, ...]) -> Coroutine[Any, Any, Any]:
     return coro
 
 
-def _install_sigint(handler: Callable[[int, FrameType | None], None]) -> Any:
-    """Install ``handler`` for SIGINT if Python's default one is in place.
+class _SigintHook:
+    """scopeloop's SIGINT handler, installed if Python's default one is in place.
 
-    Returns the handler to restore, or None when nothing was installed (not the
-    main thread, or the program installed its own handler, which we respect).
+    Nothing is installed off the main thread, or when the program has a handler of
+    its own, which we respect.  With the handler comes a wakeup fd that the loop
+    watches: Linux may deliver a process-wide SIGINT to any thread, and Python runs
+    the handler only when the main thread next runs bytecode, so without it a loop
+    asleep in select() would not notice Ctrl+C until its next timer.  (uvloop puts
+    its own wakeup fd in place while it runs; the stdlib loop only does so for
+    ``add_signal_handler``.)
     """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
-        return None
+
+    def __init__(self, handler: Callable[[int, FrameType | None], None],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._previous_handler: Any = None
+        self._previous_fd = -1
+        self._loop = loop
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # signals unavailable here (a subinterpreter)
+            return
+        self._previous_handler = signal.default_int_handler
+        self._watch_wakeup_fd()
+
+    def _watch_wakeup_fd(self) -> None:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        try:
+            self._loop.add_reader(reader.fileno(), _drain, reader)
+            self._previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except (RuntimeError, ValueError, OSError):
+            reader.close()
+            writer.close()
+            return
+        self._sockets = (reader, writer)
+
+    def remove(self) -> None:
+        """Put back the handler and wakeup fd that were there before."""
+        if self._sockets is not None:
+            reader, writer = self._sockets
+            self._sockets = None
+            signal.set_wakeup_fd(self._previous_fd)
+            if not self._loop.is_closed():
+                self._loop.remove_reader(reader.fileno())
+            reader.close()
+            writer.close()
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+
+def _drain(sock: socket.socket) -> None:
+    # The bytes are signal numbers; the handler itself runs as Python's signal
+    # machinery calls it, once this wake-up has the main thread running bytecode.
     try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:
-        return None
-    return previous
+        while sock.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
 
 
 def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any,

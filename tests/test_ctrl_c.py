@@ -9,6 +9,7 @@ waits for shielded cleanup after Ctrl+C must do so at ~0 CPU.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -413,6 +414,76 @@ def test_previous_sigint_handler_is_restored(backend: str, default_sigint: None)
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+SIGINT_IN_A_WORKER_THREAD = """
+    import asyncio, json, os, signal, sys, threading, time
+    import scopeloop
+
+    # Syscall numbers of the calls an event loop sleeps in (poll, select,
+    # epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2).
+    POLL_SYSCALLS = {"x86_64": {7, 23, 232, 270, 271, 281, 441},
+                     "aarch64": {22, 72, 73, 441}}[os.uname().machine]
+    main_thread = threading.get_native_id()
+    cancelled = threading.Event()
+    finished = threading.Event()
+    seen = {}
+
+    def main_thread_asleep_in_poll(timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(f"/proc/self/task/{main_thread}/syscall") as f:
+                first = f.read().split()[0]
+            if first.isdigit() and int(first) in POLL_SYSCALLS:
+                return True
+            time.sleep(0.001)
+        return False
+
+    def worker():
+        try:
+            seen["main asleep"] = main_thread_asleep_in_poll(10)
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            seen["woke in time"] = cancelled.wait(10)
+        finally:
+            finished.set()
+
+    async def main():
+        try:
+            await scopeloop.to_thread.run_sync(worker, abandon_on_cancel=True)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    try:
+        scopeloop.run(main)
+    except KeyboardInterrupt:
+        seen["KeyboardInterrupt"] = True
+    seen["wakeup fd left"] = signal.set_wakeup_fd(-1)
+    seen["worker finished"] = finished.wait(10)
+    print(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64")
+                    or not os.path.exists("/proc/self/task"),
+                    reason="reads the main thread's syscall from Linux's /proc")
+def test_ctrl_c_delivered_to_a_worker_thread_wakes_the_sleeping_loop(
+        tmp_path: Path, backend: str) -> None:
+    # Linux delivers a process-wide SIGINT to any thread that does not block it.
+    # When a worker thread gets it while the loop sleeps with no timer due, the
+    # loop must still wake up at once and cancel the program.  (A fresh process:
+    # a wakeup fd or signal state left by earlier loops could do the waking.)
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(SIGINT_IN_A_WORKER_THREAD))
+    env = dict(os.environ, SCOPELOOP_BACKEND=backend,
+               PYTHONPATH=os.pathsep.join([str(Path(scopeloop.__file__).parent.parent),
+                                           os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=2 * TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"main asleep": True, "woke in time": True,
+                                       "KeyboardInterrupt": True, "wakeup fd left": -1,
+                                       "worker finished": True}
 
 
 def test_ctrl_c_cancels_root_scope_and_waits_for_shielded_cleanup(
