@@ -12,17 +12,12 @@ import sys
 
 from typing import TYPE_CHECKING, Any
 
-from . import abc, lowlevel
-from .abc import aclose_forcefully
-from .concurrency import amap, gather
-from .fdwait import (
-    notify_closing,
-    wait_readable,
-    wait_socket_readable,
-    wait_socket_writable,
-    wait_writable,
-)
-from .future import Future, FutureAlreadyFinished, FutureCancelled, FutureFailed, FutureNotFinished
+# What every program needs to run a loop with scopes and groups is imported here;
+# everything else (streams and synchronisation primitives, the stream ABCs, TCP,
+# threads, diagnostics, futures, ...) on first access (PEP 562, see __getattr__):
+# `import scopeloop` then costs little more than `import asyncio, uvloop`, which
+# every CLI, worker and test process pays.
+from . import lowlevel
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
 from .lowlevel import (
@@ -46,68 +41,97 @@ from .scope import (
     move_on_after,
     move_on_at,
 )
-from .streams import (
-    BrokenResourceError,
-    ClosedResourceError,
-    EndOfStream,
-    MemoryObjectReceiveStream,
-    MemoryObjectSendStream,
-    MemoryObjectStreamStatistics,
-    WouldBlock,
-    create_memory_object_stream,
-)
-from .sync import (
-    CapacityLimiter,
-    CapacityLimiterStatistics,
-    Condition,
-    ConditionStatistics,
-    Event,
-    EventStatistics,
-    Lock,
-    LockStatistics,
-    Semaphore,
-    SemaphoreStatistics,
-)
-from .guard import BusyResourceError, ResourceGuard
-from .resolve import getaddrinfo, getnameinfo
 from .task import Task
 from .token import NoEventLoopError, RunFinishedError
-from .typedattr import (
-    TypedAttributeLookupError,
-    TypedAttributeProvider,
-    TypedAttributeSet,
-    typed_attribute,
-)
 
-
-# Threads, TCP and diagnostics pull in threading, socket/ssl and traceback
-# machinery that most programs never use: they are imported on first access
-# (PEP 562), which keeps `import scopeloop` and interpreter teardown light.
-_LAZY = {
-    "to_thread": (".to_thread", None),
-    "from_thread": (".from_thread", None),
-    "LeftoverWarning": (".diagnostics", "LeftoverWarning"),
-    "format_tree": (".diagnostics", "format_tree"),
-    "print_tree": (".diagnostics", "print_tree"),
-    "SocketAttribute": (".tcp", "SocketAttribute"),
-    "SocketStream": (".tcp", "SocketStream"),
-    "TCPListener": (".tcp", "TCPListener"),
-    "ConnectionFailed": (".connectable", "ConnectionFailed"),
-    "TCPConnectable": (".connectable", "TCPConnectable"),
-    "connect_tcp": (".tcp", "connect_tcp"),
-    "create_tcp_listener": (".tcp", "create_tcp_listener"),
+# The module each lazily imported name comes from; a submodule's own name maps to
+# the submodule.  Keep in step with the TYPE_CHECKING imports below (mypy reads
+# those) and with __all__; tests/test_import.py checks all three agree.
+_LAZY_FROM = {
+    ".abc": ("aclose_forcefully",),
+    ".concurrency": ("amap", "gather"),
+    ".connectable": ("ConnectionFailed", "TCPConnectable"),
+    ".diagnostics": ("LeftoverWarning", "format_tree", "print_tree"),
+    ".fdwait": ("notify_closing", "wait_readable", "wait_socket_readable",
+                "wait_socket_writable", "wait_writable"),
+    ".future": ("Future", "FutureAlreadyFinished", "FutureCancelled", "FutureFailed",
+                "FutureNotFinished"),
+    ".guard": ("BusyResourceError", "ResourceGuard"),
+    ".resolve": ("getaddrinfo", "getnameinfo"),
+    ".streams": ("BrokenResourceError", "ClosedResourceError", "EndOfStream",
+                 "MemoryObjectReceiveStream", "MemoryObjectSendStream",
+                 "MemoryObjectStreamStatistics", "WouldBlock",
+                 "create_memory_object_stream"),
+    ".sync": ("CapacityLimiter", "CapacityLimiterStatistics", "Condition",
+              "ConditionStatistics", "Event", "EventStatistics", "Lock", "LockStatistics",
+              "Semaphore", "SemaphoreStatistics"),
+    ".tcp": ("SocketAttribute", "SocketStream", "TCPListener", "connect_tcp",
+             "create_tcp_listener"),
+    ".typedattr": ("TypedAttributeLookupError", "TypedAttributeProvider",
+                   "TypedAttributeSet", "typed_attribute"),
 }
+_LAZY_SUBMODULES = ("abc", "from_thread", "to_thread")
+
+_LAZY: dict[str, tuple[str, str | None]] = {
+    name: (module, name) for module, names in _LAZY_FROM.items() for name in names}
+_LAZY.update((name, ("." + name, None)) for name in _LAZY_SUBMODULES)
 
 if TYPE_CHECKING:
-    from . import from_thread, to_thread
+    from . import abc, from_thread, to_thread
+    from .abc import aclose_forcefully
+    from .concurrency import amap, gather
     from .connectable import ConnectionFailed, TCPConnectable
     from .diagnostics import LeftoverWarning, format_tree, print_tree
+    from .fdwait import (
+        notify_closing,
+        wait_readable,
+        wait_socket_readable,
+        wait_socket_writable,
+        wait_writable,
+    )
+    from .future import (
+        Future,
+        FutureAlreadyFinished,
+        FutureCancelled,
+        FutureFailed,
+        FutureNotFinished,
+    )
+    from .guard import BusyResourceError, ResourceGuard
+    from .resolve import getaddrinfo, getnameinfo
+    from .streams import (
+        BrokenResourceError,
+        ClosedResourceError,
+        EndOfStream,
+        MemoryObjectReceiveStream,
+        MemoryObjectSendStream,
+        MemoryObjectStreamStatistics,
+        WouldBlock,
+        create_memory_object_stream,
+    )
+    from .sync import (
+        CapacityLimiter,
+        CapacityLimiterStatistics,
+        Condition,
+        ConditionStatistics,
+        Event,
+        EventStatistics,
+        Lock,
+        LockStatistics,
+        Semaphore,
+        SemaphoreStatistics,
+    )
     from .tcp import (
         SocketAttribute,
         SocketStream,
         TCPListener,
         connect_tcp,
         create_tcp_listener,
+    )
+    from .typedattr import (
+        TypedAttributeLookupError,
+        TypedAttributeProvider,
+        TypedAttributeSet,
+        typed_attribute,
     )
 
 
@@ -118,7 +142,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'scopeloop' has no attribute {name!r}") from None
     module = importlib.import_module(module_name, __name__)
     value = module if attribute is None else getattr(module, attribute)
-    globals()[name] = value
+    globals()[name] = value  # later lookups are plain attribute reads
     return value
 
 

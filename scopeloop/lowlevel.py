@@ -8,12 +8,15 @@ Also re-exports, under AnyIO's ``anyio.lowlevel`` names, the run variables
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .runvar import RunVar, RunvarToken
 from .scope import CancelScope
 from .task import Task, current_scope_task
 from .token import EventLoopToken, current_token, running_loop
+
+if TYPE_CHECKING:
+    from .runvar import RunVar, RunvarToken
 
 __all__ = (
     "checkpoint", "checkpoint_if_cancelled", "cancel_shielded_checkpoint", "sleep",
@@ -150,3 +153,13 @@ async def wait_all_tasks_blocked() -> None:
             before = now
         else:
             before = None
+
+
+def __getattr__(name: str) -> Any:
+    # Run variables are imported on first use (PEP 562): `import scopeloop` imports
+    # this module, and most programs never use one.
+    if name not in ("RunVar", "RunvarToken"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(".runvar", __package__), name)
+    globals()[name] = value
+    return value

@@ -26,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("Stopwatch", "Workload", "WORKLOADS", "FAMILIES", "import_statement")
+__all__ = ("Stopwatch", "Workload", "WORKLOADS", "FAMILIES", "import_statement", "Goal",
+           "GOALS", "NOISE_BAND", "goal_for")
 
 FAMILIES = ("scopeloop", "asyncio", "anyio", "trio")
 
@@ -68,27 +70,20 @@ class Stopwatch:
 
 @dataclass
 class Workload:
-    """One row of the table.
-
-    ``stock_target``: the highest ratio to the stock loop of the same backend that
-    issue 8 accepts; ``anyio_speedup``: how many times faster than AnyIO on the same
-    backend scopeloop must be; ``absolute_target``: a bound on the value itself.
-    """
+    """One row of the table (its goals are in ``GOALS``, all in one place)."""
 
     key: str
     title: str
     n: int
     quick_n: int
     kind: str = "time"  # "time" (µs per op), "memory" (bytes per task), "import" (ms)
-    stock_target: float | None = None
-    anyio_speedup: float | None = None
-    absolute_target: float | None = None
     note: str = ""
+    per: str = "task"  # what a memory row's bytes are per
     impls: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     @property
     def unit(self) -> str:
-        return {"time": "us/op", "memory": "B/task", "import": "ms"}[self.kind]
+        return {"time": "us/op", "memory": f"B/{self.per}", "import": "ms"}[self.kind]
 
     def impl(self, family: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,7 +114,7 @@ def _sl_event() -> Any:
 
 # -- cancel-scope enter/exit, never cancelled ---------------------------------------
 
-SCOPE = Workload("scope", "cancel-scope enter/exit", 100_000, 20_000, stock_target=1.0,
+SCOPE = Workload("scope", "cancel-scope enter/exit", 100_000, 20_000,
                  note="stock: async with asyncio.timeout(None)")
 
 
@@ -166,7 +161,7 @@ async def _scope_trio(n: int, watch: Stopwatch) -> None:
 # -- move_on_after(large) around sleep(0) ---------------------------------------------
 
 DEADLINE = Workload("deadline", "move_on_after(large) + sleep(0)", 30_000, 5_000,
-                    stock_target=1.2, note="stock: asyncio.timeout(3600) around sleep(0)")
+                    note="stock: asyncio.timeout(3600) around sleep(0)")
 
 
 @DEADLINE.impl("scopeloop")
@@ -214,8 +209,7 @@ async def _deadline_trio(n: int, watch: Stopwatch) -> None:
 
 # -- move_on_after(0) that fires ------------------------------------------------------
 
-FIRES = Workload("timeout", "move_on_after(0) fires", 15_000, 2_000, stock_target=1.2,
-                 anyio_speedup=2.5,
+FIRES = Workload("timeout", "move_on_after(0) fires", 15_000, 2_000,
                  note="body: sleep(3600); stock: asyncio.timeout(0), TimeoutError caught")
 
 
@@ -272,8 +266,7 @@ async def _fires_trio(n: int, watch: Stopwatch) -> None:
 
 # -- spawn and join 10,000 trivial children -------------------------------------------
 
-SPAWN = Workload("spawn", "spawn+join 10k children", 30_000, 10_000, stock_target=1.2,
-                 anyio_speedup=6.0,
+SPAWN = Workload("spawn", "spawn+join 10k children", 30_000, 10_000,
                  note="per child, groups of 10,000; stock: asyncio.TaskGroup.create_task")
 
 _GROUP = 10_000  # children per group in the spawn and cancel workloads
@@ -340,7 +333,6 @@ async def _spawn_trio(n: int, watch: Stopwatch) -> None:
 # -- cancel a group of 10,000 sleeping children ---------------------------------------
 
 CANCEL_TREE = Workload("cancel-group", "cancel group of 10k sleepers", 10_000, 10_000,
-                       stock_target=1.2, anyio_speedup=3.0,
                        note="per child, groups of 10,000, from cancel() to the group's "
                             "exit; stock: task.cancel() on each TaskGroup child")
 
@@ -433,7 +425,6 @@ async def _cancel_trio(n: int, watch: Stopwatch) -> None:
 # -- cancel the outermost of 50 nested scopes -----------------------------------------
 
 NESTED = Workload("nested-cancel", "cancel outermost of 50 nested", 1_000, 300,
-                  stock_target=1.2,
                   note="per cancellation, from cancel() to the outermost exit; the "
                        "innermost body cancels the outer scope, then sleeps; stock: the "
                        "outer asyncio.timeout rescheduled to now")
@@ -452,10 +443,11 @@ async def _nest_scopes(CancelScope: Any, sleep: Any, depth: int, outer: Any,
             await sleep(_LONG)
 
 
-async def _nested_scopes(CancelScope: Any, sleep: Any, n: int, watch: Stopwatch) -> None:
+async def _nested_scopes(CancelScope: Any, sleep: Any, n: int, watch: Stopwatch,
+                         depth: int = _DEPTH) -> None:
     for _ in range(n):
         with CancelScope() as outer:
-            await _nest_scopes(CancelScope, sleep, _DEPTH - 1, outer, watch)
+            await _nest_scopes(CancelScope, sleep, depth - 1, outer, watch)
         watch.stop()
     assert outer.cancelled_caught
 
@@ -489,22 +481,72 @@ async def _nest_timeouts(depth: int, outer: asyncio.Timeout, watch: Stopwatch) -
 
 
 @NESTED.impl("asyncio")
-async def _nested_aio(n: int, watch: Stopwatch) -> None:
+async def _nested_aio(n: int, watch: Stopwatch, depth: int = _DEPTH) -> None:
     fired = 0
     for _ in range(n):
         try:
             async with asyncio.timeout(None) as outer:
-                await _nest_timeouts(_DEPTH - 1, outer, watch)
+                await _nest_timeouts(depth - 1, outer, watch)
         except TimeoutError:
             fired += 1
         watch.stop()
     assert fired == n
 
 
+# -- cancel the root of a nest of 1,000 scopes ----------------------------------------
+
+DEEP = Workload("deep-cancel", "cancel root of 1,000 nested", 200, 40,
+                note="per cancellation, as nested-cancel at depth 1,000 (one coroutine "
+                     "frame per scope, recursion limit raised for every family); stock: "
+                     "1,000 nested asyncio.timeout, the root rescheduled to now (the "
+                     "stock API that cancels from the root down; AnyIO and Trio beside)")
+
+_DEEP = 1_000
+
+
+class _DeepStack:
+    """Room on the stack for a nest of ``_DEEP`` coroutines awaiting each other (every
+    step into the innermost passes through all of them), for the run of one body."""
+
+    def __enter__(self) -> None:
+        self._limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(self._limit, 4 * _DEEP + 1_000))
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.setrecursionlimit(self._limit)
+
+
+@DEEP.impl("scopeloop")
+async def _deep_sl(n: int, watch: Stopwatch) -> None:
+    sl = _scopeloop()
+    with _DeepStack():
+        await _nested_scopes(sl.CancelScope, sl.sleep, n, watch, _DEEP)
+
+
+@DEEP.impl("asyncio")
+async def _deep_aio(n: int, watch: Stopwatch) -> None:
+    with _DeepStack():
+        await _nested_aio(n, watch, _DEEP)
+
+
+@DEEP.impl("anyio")
+async def _deep_anyio(n: int, watch: Stopwatch) -> None:
+    anyio = _anyio()
+    with _DeepStack():
+        await _nested_scopes(anyio.CancelScope, anyio.sleep, n, watch, _DEEP)
+
+
+@DEEP.impl("trio")
+async def _deep_trio(n: int, watch: Stopwatch) -> None:
+    trio = _trio()
+    with _DeepStack():
+        await _nested_scopes(trio.CancelScope, trio.sleep, n, watch, _DEEP)
+
+
 # -- memory-stream ping-pong at buffer 0 ----------------------------------------------
 
 PINGPONG = Workload("ping-pong", "stream ping-pong, buffer 0", 20_000, 2_000,
-                    stock_target=1.0, note="per round trip; stock: two asyncio.Queue(1)")
+                    note="per round trip; stock: two asyncio.Queue(1)")
 
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -580,7 +622,6 @@ async def _pingpong_trio(n: int, watch: Stopwatch) -> None:
 # -- 100,000 items through a 1,000-item buffer ----------------------------------------
 
 BUFFERED = Workload("buffered", "stream 100k items, buffer 1000", 100_000, 20_000,
-                    stock_target=2.0, anyio_speedup=4.0,
                     note="per item; stock: asyncio.Queue(1000)")
 
 
@@ -651,7 +692,7 @@ async def _buffered_trio(n: int, watch: Stopwatch) -> None:
 # -- sleep(0) checkpoints -------------------------------------------------------------
 
 CHECKPOINT = Workload("checkpoint", "sleep(0) checkpoint", 100_000, 10_000,
-                      stock_target=1.1, note="in the main task")
+                      note="in the main task")
 
 
 async def _checkpoints(sleep: Callable[[float], Awaitable[None]], n: int,
@@ -684,7 +725,7 @@ async def _checkpoint_trio(n: int, watch: Stopwatch) -> None:
 
 # -- start() handshakes ---------------------------------------------------------------
 
-START = Workload("start", "start() handshake", 10_000, 1_000, stock_target=1.5,
+START = Workload("start", "start() handshake", 10_000, 1_000,
                  note="stock: TaskGroup.create_task + await a future the child sets")
 
 
@@ -744,7 +785,7 @@ async def _start_trio(n: int, watch: Stopwatch) -> None:
 
 # -- TCP echo over loopback -----------------------------------------------------------
 
-TCP = Workload("tcp-echo", "TCP echo 100 B, loopback", 5_000, 500, stock_target=1.05,
+TCP = Workload("tcp-echo", "TCP echo 100 B, loopback", 5_000, 500,
                note="per round trip, client and server in one process; "
                     "stock: asyncio streams (start_server/open_connection)")
 
@@ -860,7 +901,6 @@ async def _tcp_trio(n: int, watch: Stopwatch) -> None:
 # -- memory per idle child task -------------------------------------------------------
 
 MEMORY = Workload("memory", "memory per idle child task", 5_000, 2_000, kind="memory",
-                  absolute_target=2048.0,
                   note="tracemalloc delta / children, each blocked on a shared Event in a "
                        "task group (coroutine frame, task, group bookkeeping, waiter)")
 
@@ -951,9 +991,145 @@ async def _memory_trio(n: int) -> float:
     return per_task
 
 
+# -- memory per bare task --------------------------------------------------------------
+
+MEMORY_TASK = Workload("memory-task", "memory per idle bare task", 5_000, 2_000,
+                       kind="memory",
+                       note="tracemalloc delta / tasks made by asyncio.create_task (no "
+                            "group), each blocked on a shared asyncio.Event: scopeloop's "
+                            "Task against stock asyncio.Task, the same code on both loops")
+
+
+async def _memory_bare_tasks(n: int) -> float:
+    idlers = _Idlers(n, asyncio.Event(), asyncio.Event())
+    base = _start_tracing()
+    tasks = [asyncio.create_task(idlers.child()) for _ in range(n)]
+    await idlers.ready.wait()
+    per_task = _stop_tracing(base, n)
+    idlers.go.set()
+    await asyncio.gather(*tasks)
+    return per_task
+
+
+MEMORY_TASK.impl("scopeloop")(_memory_bare_tasks)
+MEMORY_TASK.impl("asyncio")(_memory_bare_tasks)
+
+
+# -- memory per entered scope -----------------------------------------------------------
+
+MEMORY_SCOPE = Workload("memory-scope", "memory per entered scope", 5_000, 2_000,
+                        kind="memory", per="scope",
+                        note="tracemalloc delta / scopes, n entered one inside the other "
+                             "in one task (no frame each), then exited innermost first; "
+                             "stock: asyncio.timeout(None)")
+
+
+def _scope_memory(n: int, CancelScope: Any) -> float:
+    scopes = []  # measured as they are while entered (the list costs all families alike)
+    base = _start_tracing()
+    for _ in range(n):
+        scope = CancelScope()
+        scope.__enter__()
+        scopes.append(scope)
+    per_scope = _stop_tracing(base, n)
+    for scope in reversed(scopes):
+        scope.__exit__(None, None, None)
+    return per_scope
+
+
+@MEMORY_SCOPE.impl("scopeloop")
+async def _memory_scope_sl(n: int) -> float:
+    return _scope_memory(n, _scopeloop().CancelScope)
+
+
+@MEMORY_SCOPE.impl("asyncio")
+async def _memory_scope_aio(n: int) -> float:
+    timeouts = []
+    base = _start_tracing()
+    for _ in range(n):
+        timeout = asyncio.timeout(None)
+        await timeout.__aenter__()
+        timeouts.append(timeout)
+    per_scope = _stop_tracing(base, n)
+    for timeout in reversed(timeouts):
+        await timeout.__aexit__(None, None, None)
+    return per_scope
+
+
+@MEMORY_SCOPE.impl("anyio")
+async def _memory_scope_anyio(n: int) -> float:
+    return _scope_memory(n, _anyio().CancelScope)
+
+
+@MEMORY_SCOPE.impl("trio")
+async def _memory_scope_trio(n: int) -> float:
+    return _scope_memory(n, _trio().CancelScope)
+
+
+# -- 100,000 tasks in one group: spawn, cancel, join ---------------------------------
+
+SCALE = Workload("scale", "100k tasks: spawn+cancel+join", 100_000, 20_000,
+                 note="per task, one group of n sleeping children: spawn all, wait until "
+                      "all sleep, cancel, join, all timed; stock: asyncio.TaskGroup, "
+                      "task.cancel() on each")
+SCALE_PEAK = Workload("scale-peak", "100k tasks: peak memory", 100_000, 20_000,
+                      kind="memory",
+                      note="tracemalloc peak over the scale row's work / children")
+
+
+async def _scale_sl(n: int, watch: Stopwatch | None = None) -> None:
+    sl = _scopeloop()
+    sleepers = _Sleepers(n, _sl_event()(), sl.sleep)
+    if watch:
+        watch.start()
+    async with sl.create_task_group() as tg:
+        start_soon, child = tg.start_soon, sleepers.child
+        for _ in range(n):
+            start_soon(child)
+        await sleepers.ready.wait()
+        tg.cancel_scope.cancel()
+    if watch:
+        watch.stop()
+    assert tg.cancel_scope.cancelled_caught and sleepers.count == 0
+
+
+async def _scale_aio(n: int, watch: Stopwatch | None = None) -> None:
+    sleepers = _Sleepers(n, asyncio.Event(), asyncio.sleep)
+    if watch:
+        watch.start()
+    async with asyncio.TaskGroup() as tg:
+        create_task, child = tg.create_task, sleepers.child
+        tasks = [create_task(child()) for _ in range(n)]
+        await sleepers.ready.wait()
+        for task in tasks:
+            task.cancel()
+        del tasks
+    if watch:
+        watch.stop()
+    assert sleepers.count == 0
+
+
+def _peak_per_task(scale: Callable[[int], Awaitable[None]]
+                   ) -> Callable[[int], Awaitable[float]]:
+    async def peak(n: int) -> float:
+        base = _start_tracing()
+        tracemalloc.reset_peak()
+        await scale(n)
+        used = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return used / n
+    return peak
+
+
+SCALE.impl("scopeloop")(_scale_sl)
+SCALE.impl("asyncio")(_scale_aio)
+SCALE_PEAK.impl("scopeloop")(_peak_per_task(_scale_sl))
+SCALE_PEAK.impl("asyncio")(_peak_per_task(_scale_aio))
+
+
 # -- import time ----------------------------------------------------------------------
 
-IMPORT = Workload("import", "import time", 2, 1, kind="import",
+IMPORT = Workload("import", "import time", 5, 3, kind="import",
                   note="fresh interpreter per import, CPU time of the import statement; "
                        "AnyIO includes its asyncio backend module, which anyio.run() loads")
 
@@ -975,4 +1151,91 @@ def import_statement(family: str, uvloop: bool) -> str:
 
 WORKLOADS: dict[str, Workload] = {w.key: w for w in (
     SCOPE, DEADLINE, FIRES, SPAWN, CANCEL_TREE, NESTED, PINGPONG, BUFFERED, CHECKPOINT,
-    START, TCP, MEMORY, IMPORT)}
+    START, TCP, DEEP, SCALE, SCALE_PEAK, MEMORY, MEMORY_TASK, MEMORY_SCOPE, IMPORT)}
+
+
+# -- goals ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Goal:
+    """The most a ratio (scopeloop's figure over the compared column's) may be.
+
+    ``limit`` is the goal: issue 18's "at most 1.1x stock" unless a row states its own
+    (issue 8's, where issue 18 names none).  ``accepted`` is a known, explained gap
+    (``why``): ``run.py --check`` holds the row to it instead of the goal until it is
+    closed, while the table still marks the row as missing its goal.
+    """
+
+    limit: float
+    accepted: float | None = None
+    why: str = ""
+
+    @property
+    def bound(self) -> float:
+        """What ``--check`` compares with (before the noise band)."""
+        return max(self.limit, self.accepted or 0.0)
+
+
+_STOCK = Goal(1.1)
+
+# Why the known gaps are where they are (integration/bench/README.md, "Where the time
+# goes"); the accepted ratios are the worst medians of quick runs on 3.11 and 3.13
+# (2026-12-05), to be lowered as the gaps close.
+_SCHEDULE_POINTS = ("every stream operation is a schedule point (one pass of the loop, "
+                    "as in AnyIO and Trio; issue 14 item 7), asyncio.Queue has none")
+_START = ("start() builds a task status and a starter scope and moves the child into "
+          "the group: about a dozen Python calls where stock makes three")
+_FIRES = ("one callback more than stock (the re-check after the cancelling step, which "
+          "keeps cancellation level-triggered) and the scope's message; worst on 3.13")
+_NEST = ("the cancellation walks the nest (for shields and groups) and every level "
+         "runs a scope __exit__; 3.13's asyncio.timeout got lighter")
+
+# Every goal, by workload and comparison: "stock", "anyio" or "trio" (see run.py's
+# COMPARISONS), or one comparison by its columns ("sl-uvloop/asyncio-uvloop"), which
+# takes precedence; "absolute" bounds the value itself, on both scopeloop columns.
+GOALS: dict[str, dict[str, Goal]] = {
+    "scope": {"stock": _STOCK},
+    "deadline": {"stock": _STOCK},
+    "timeout": {"sl-asyncio/asyncio": Goal(1.1, 1.25, _FIRES),
+                "sl-uvloop/asyncio-uvloop": Goal(1.1, 1.65, _FIRES),
+                "anyio": Goal(1 / 2.5, 0.5, _FIRES)},
+    "spawn": {"stock": _STOCK,
+              "anyio": Goal(1 / 6, 0.26, "on 3.13 AnyIO's spawn is relatively cheaper")},
+    "cancel-group": {"stock": _STOCK, "anyio": Goal(1 / 3, 0.45, "on 3.13, as stock's "
+                                                    "own lead over AnyIO shrank")},
+    "nested-cancel": {"stock": Goal(1.1, 1.3, _NEST)},
+    "ping-pong": {"stock": Goal(1.0, 1.4, _SCHEDULE_POINTS + ": four task steps per "
+                                "round trip instead of two")},
+    "buffered": {"sl-asyncio/asyncio": Goal(2.0, 6.4, _SCHEDULE_POINTS),
+                 "sl-uvloop/asyncio-uvloop": Goal(2.0, 3.5, _SCHEDULE_POINTS),
+                 "anyio": Goal(1 / 4, 0.85, _SCHEDULE_POINTS + "; AnyIO pays the same "
+                               "passes, so 4x ahead of it cannot be met with them"),
+                 "trio": Goal(1.0)},
+    "checkpoint": {"stock": _STOCK},
+    "start": {"sl-asyncio/asyncio": Goal(1.1, 1.65, _START),
+              "sl-uvloop/asyncio-uvloop": Goal(1.1, 2.2, _START)},
+    "tcp-echo": {"stock": Goal(1.05)},
+    "deep-cancel": {"stock": Goal(1.1, 1.3, _NEST)},
+    "scale": {"stock": _STOCK},
+    "scale-peak": {"stock": _STOCK},
+    "memory": {"stock": Goal(1.1, 1.17, "on 3.13 only (1.01 on 3.11); a bare task costs "
+                             "what stock's does, so it is per-child group bookkeeping "
+                             "(not yet investigated)"),
+               "absolute": Goal(2048.0)},
+    "memory-task": {"stock": _STOCK},
+    "memory-scope": {"stock": _STOCK},
+    "import": {"sl-asyncio/asyncio": Goal(1.1, 1.25, "import scopeloop also imports "
+                                          "uvloop (its default backend), about 3 ms"),
+               "stock": _STOCK},
+}
+
+# How far past its bound a ratio may land before --check fails: the machine is
+# shared (2 cores, other tenants), and one quick repetition's ratio moves by a third
+# when nothing changed; memory is counted, not timed, so its band is narrow.
+NOISE_BAND = {"time": 0.35, "import": 0.35, "memory": 0.05}
+
+
+def goal_for(workload: str, ours: str, theirs: str, kind: str) -> Goal | None:
+    """The goal of one comparison of one row, or None if it has none."""
+    goals = GOALS.get(workload, {})
+    return goals.get(f"{ours}/{theirs}") or goals.get(kind)
