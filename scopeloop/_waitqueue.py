@@ -32,7 +32,7 @@ from __future__ import annotations
 import sys
 import types
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ._cpython import CURRENT_TASKS, UNCANCEL_CLEARS_PENDING
