@@ -3,6 +3,10 @@
 A scopeloop loop is a real asyncio loop (the stdlib selector loop, or uvloop) whose
 ``create_task`` builds scopeloop Tasks.  Everything else is the backend's own code,
 so programs that never touch a scope see stock behaviour.
+
+State owned here: the backend choice (``SCOPELOOP_BACKEND``, ``SCOPELOOP_DEBUG``) and
+the policy.  The loop classes are in ``_backends.py``; debug mode's in
+``scopeloop.diagnostics``, imported only when a debug loop is made.
 """
 
 from __future__ import annotations

@@ -31,6 +31,12 @@ still lets the others run.  That yield is not a cancel point (Trio's
 that arrives meanwhile is raised at the task's next checkpoint instead (a scope's is
 level-triggered anyway; a native ``Task.cancel()`` is re-delivered, as for a waiter
 whose operation completed).  The ``*_nowait()`` forms never yield.
+
+State owned here: one ``_StreamState`` per stream (the buffer, the open handle
+counts, and the WaitQueues of blocked receivers and senders), shared by its handles,
+and each handle's ``_closed`` flag.  The queues' operations, the cancel-point test and
+the re-delivery of native cancellations are ``_waitqueue``'s; ``send()``,
+``receive()`` and ``_take()`` keep inlined copies of some of them (marked).
 """
 
 from __future__ import annotations

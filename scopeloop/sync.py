@@ -29,6 +29,11 @@ leaves the lock or token acquired and is raised at the next checkpoint; a native
 event is a full checkpoint, as in Trio.  ``Condition.wait()`` always waits; when woken
 it takes a free lock back without yielding again.  ``*_nowait()``, ``release()``,
 ``set()`` and ``notify()`` never yield.
+
+State owned here: each primitive's own fields (a lock's owner, a semaphore's value, a
+limiter's borrowers, an event's flag) and its WaitQueue of waiters; granting and
+withdrawing waiters is ``_waitqueue.WaitQueue``'s, and the acquire protocol of Lock,
+Semaphore and CapacityLimiter is written once, in ``_Acquirable.acquire``.
 """
 
 from __future__ import annotations
