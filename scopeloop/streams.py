@@ -31,24 +31,34 @@ still lets the others run.  That yield is not a cancel point (Trio's
 that arrives meanwhile is raised at the task's next checkpoint instead (a scope's is
 level-triggered anyway; a native ``Task.cancel()`` is re-delivered, as for a waiter
 whose operation completed).  The ``*_nowait()`` forms never yield.
+
+State owned here: one ``_StreamState`` per stream (the buffer, the open handle
+counts, and the WaitQueues of blocked receivers and senders), shared by its handles,
+and each handle's ``_closed`` flag.  The queues' operations, the cancel-point test and
+the re-delivery of native cancellations are ``_waitqueue``'s; ``send()``,
+``receive()`` and ``_take()`` keep inlined copies of some of them (marked).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import sys
-import types
 import warnings
 from asyncio import CancelledError, sleep
 from collections import deque
-from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from ._cpython import CURRENT_TASKS, UNCANCEL_CLEARS_PENDING
+from ._waitqueue import (
+    WaitQueue,
+    _owed,
+    arm_owed,
+    no_scope_or_raise,
+    redeliver,
+    running_task,
+    schedule_point,
+)
 from .abc import ObjectReceiveStream, ObjectSendStream
-from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task
 
 __all__ = (
     "create_memory_object_stream", "MemoryObjectSendStream", "MemoryObjectReceiveStream",
@@ -122,31 +132,17 @@ class _StreamState:
         self.buffer: deque[Any] = deque()
         self.open_send = 0
         self.open_receive = 0
-        # (future, handle): receivers blocked on an empty buffer, oldest first.
-        self.receivers: deque[tuple[Any, MemoryObjectReceiveStream[Any]]] = deque()
-        # (future, item, handle): senders blocked on a full buffer, oldest first.
-        self.senders: deque[tuple[Any, Any, MemoryObjectSendStream[Any]]] = deque()
-
-    def give(self, item: Any) -> bool:
-        """Hand ``item`` to the oldest receiver that is not being cancelled."""
-        receivers = self.receivers
-        while receivers:
-            fut = receivers.popleft()[0]
-            if not fut.done():
-                fut.set_result(item)
-                return True
-        return False
+        # (future, handle): receivers blocked on an empty buffer.
+        self.receivers = WaitQueue()
+        # (future, item, handle): senders blocked on a full buffer.
+        self.senders = WaitQueue()
 
     def refill(self) -> None:
         """Move the oldest live waiting sender's item into the buffer, if it has room."""
-        senders = self.senders
-        buffer = self.buffer
-        while senders and len(buffer) < self.max_buffer_size:
-            fut, item, _ = senders.popleft()
-            if not fut.done():
-                buffer.append(item)
-                fut.set_result(True)
-                return
+        if len(self.buffer) < self.max_buffer_size:
+            entry = self.senders.grant(True)
+            if entry is not None:
+                self.buffer.append(entry[1])
 
     def put_back(self, item: Any) -> None:
         """Return an item handed to a receive that then failed with an error.
@@ -155,159 +151,13 @@ class _StreamState:
         that has meanwhile taken a newer item directly from a waiting sender sees it
         out of order (only a receive torn down by an exception gets here).
         """
-        if not self.give(item):
+        if self.receivers.grant(item) is None:
             self.buffer.appendleft(item)
 
     def statistics(self) -> MemoryObjectStreamStatistics:
         return MemoryObjectStreamStatistics(
             len(self.buffer), self.max_buffer_size, self.open_send, self.open_receive,
-            sum(not entry[0].done() for entry in self.senders),
-            sum(not entry[0].done() for entry in self.receivers))
-
-
-_running_task: Callable[[], Any]  # the running task (None outside one)
-if sys.version_info >= (3, 12):
-    _running_task = _current_task
-else:
-    from threading import get_ident
-
-    assert CURRENT_TASKS is not None
-    _current_tasks = CURRENT_TASKS  # loop -> stepping task (_cpython.py, item 6)
-
-    _last_seen: tuple[Any, int] = (None, 0)  # (loop, thread) of the last task found
-
-    def _running_task_311() -> Any:
-        """``asyncio.current_task()`` without its getpid() system call (3.11 only).
-
-        While exactly one task in the process is inside a step and it belongs to the
-        loop this thread ran last, it is the caller.  Anything else takes the stock
-        route.
-        """
-        global _last_seen
-        loop, thread = _last_seen
-        if len(_current_tasks) == 1 and thread == get_ident():
-            task = _current_tasks.get(loop)
-            if task is not None:
-                return task
-        task = _current_task()
-        if task is not None:
-            _last_seen = (task._loop, get_ident())
-        return task
-
-    _running_task = _running_task_311
-
-
-def _plain_task_scope(task: Any) -> Any:
-    """The scope of a task that has none: an error outside a task."""
-    if task is None:
-        raise RuntimeError("scopeloop streams and synchronisation primitives "
-                           "must be used inside a task")
-    return None  # a plain asyncio Task: only native cancellation applies
-
-
-def _effectively_cancelled(task: Any) -> bool:
-    """True if ``task``'s next checkpoint raises CancelledError.
-
-    Arms a native cancellation that a completed operation owes the task (see
-    ``_arm_owed``), so the caller's checkpoint raises it.
-    """
-    try:
-        scope = task._scope
-    except AttributeError:
-        scope = _plain_task_scope(task)
-    while scope is not None:
-        if scope._cancel_called:
-            return True
-        if scope._shield:
-            break
-        scope = scope._parent
-    return bool(task._must_cancel) or bool(_owed) and _arm_owed(task)
-
-
-# Before 3.13: native cancellations that a completed operation took and that wait to
-# be re-delivered (see _redeliver), task -> (cancelling() then, message).  Streams and
-# primitives call _arm_owed() where they check for cancellation, so a task looping on
-# operations that complete at once (each ending in a schedule point) still gets it.
-_owed: dict[Any, tuple[int, Any]] = {}
-
-
-def _arm_owed(task: Any) -> bool:
-    """Arm the native cancellation owed to ``task``, unless it was withdrawn since.
-
-    Called at the start of an operation, before it does anything: the caller's
-    checkpoint then raises it, so nothing is left armed for a later await to trip on.
-    """
-    token = _owed.pop(task, None)
-    if token is None or task.cancelling() < token[0]:
-        return False
-    task.cancel(token[1])
-    task.uncancel()  # the request is already counted
-    return True
-
-
-def _redeliver(task: Any, exc: BaseException) -> None:
-    """A native cancel() arrived after this task's operation completed: deliver it at
-    the task's next suspension instead, unless it is withdrawn with uncancel() first."""
-    msg = exc.args[0] if exc.args else None
-    if isinstance(msg, ScopeCancelMessage):
-        return  # scope cancellation is level-triggered: the next checkpoint raises anyway
-    if UNCANCEL_CLEARS_PENDING:
-        # Pending until the task next suspends; an uncancel() to zero withdraws it, and
-        # if the task returns first it ends cancelled, as with any pending cancel().
-        task.cancel(msg)
-        task.uncancel()
-    elif task.cancelling():
-        # Before 3.13 uncancel() cannot withdraw a pending interrupt, and a withdrawn
-        # one would still fire (asyncio.timeout's exit withdraws its request), so the
-        # decision waits until the task has suspended; cancel() then interrupts the
-        # await it stopped at.  If that is the schedule point of another completed
-        # operation, it is owed again; the next operation's start raises it
-        # (_arm_owed), whichever comes first.  A task that returns before suspending
-        # again keeps the request counted but is not interrupted.
-        token = (task.cancelling(), msg)
-        _owed[task] = token
-        task._loop.call_soon(_redeliver_if_pending, task, token, context=_NO_CONTEXT)
-
-
-def _redeliver_if_pending(task: Any, token: tuple[int, Any]) -> None:
-    if _owed.get(task) is not token:
-        return  # an operation's start has raised it already
-    if task.done() or task.cancelling() < token[0]:
-        del _owed[task]
-        return  # finished, or the request was withdrawn
-    waiter = task._fut_waiter
-    if task._must_cancel or (waiter is not None and waiter.done()):
-        # Another interruption (e.g. a cancel scope's) is already on its way: ours
-        # would be folded into it and carry its message, and a scope would swallow
-        # it.  Decide again once the task has taken that step.
-        task._loop.call_soon(_redeliver_if_pending, task, token, context=_NO_CONTEXT)
-        return
-    del _owed[task]
-    task.cancel(token[1])
-    task.uncancel()
-
-
-@types.coroutine
-def _schedule_point() -> Generator[None, None, None]:
-    """Yield to the loop once: what ``await sleep(0)`` does, without its two frames.
-
-    The caller decides what a CancelledError thrown in here means: an operation that
-    has already completed does not raise it (see ``_is_scope_cancel``).
-    """
-    yield
-
-
-def _is_scope_cancel(exc: BaseException) -> bool:
-    """Whether ``exc`` is a scope's CancelledError (level-triggered: the next
-    checkpoint raises it again while the scope is cancelled), not a native one."""
-    return bool(exc.args) and isinstance(exc.args[0], ScopeCancelMessage)
-
-
-def _discard(waiters: deque[Any], entry: Any) -> None:
-    try:
-        waiters.remove(entry)
-    except ValueError:
-        pass  # already taken off by the other side
+            self.senders.waiting(), self.receivers.waiting())
 
 
 class _Handle:
@@ -378,12 +228,8 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
         state = self._state
         if not state.open_receive:
             raise BrokenResourceError("every receive stream has been closed")
-        receivers = state.receivers
-        while receivers:
-            fut = receivers.popleft()[0]
-            if not fut.done():  # done: its task is being cancelled, skip it
-                fut.set_result(item)
-                return True
+        if state.receivers.grant(item) is not None:
+            return True
         buffer = state.buffer
         if len(buffer) < state.max_buffer_size:
             buffer.append(item)
@@ -407,14 +253,15 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
         the item was not delivered.  If this raises CancelledError, the item was not
         delivered either.
         """
-        # The hot path, written out (no helper calls): the cancel point, then
-        # _offer(), then the schedule point.  Each call saved is a few percent of a
+        # The hot path, written out (no helper calls): the cancel point (an inlined
+        # copy of _waitqueue.will_raise), then _offer() (an inlined copy: keep them
+        # in sync), then the schedule point.  Each call saved is a few percent of a
         # ping-pong round trip.
-        task = _running_task()
+        task = running_task()
         try:
             scope = task._scope
         except AttributeError:
-            scope = _plain_task_scope(task)
+            scope = no_scope_or_raise(task)
         while scope is not None:
             if scope._cancel_called:
                 await sleep(0)  # the checkpoint raises CancelledError
@@ -422,7 +269,7 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
             if scope._shield:
                 break
             scope = scope._parent
-        if task._must_cancel or (_owed and _arm_owed(task)):
+        if task._must_cancel or (_owed and arm_owed(task)):
             await sleep(0)
         if self._closed:
             raise ClosedResourceError("this send stream has been closed")
@@ -430,7 +277,7 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
         if not state.open_receive:
             raise BrokenResourceError("every receive stream has been closed")
         receivers = state.receivers
-        while receivers:
+        while receivers:  # an inlined copy of WaitQueue.grant(item)
             fut = receivers.popleft()[0]
             if not fut.done():  # done: its task is being cancelled, skip it
                 fut.set_result(item)
@@ -446,14 +293,12 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
                 try:
                     result = await fut
                 except BaseException as exc:
-                    if fut.done() and not fut.cancelled() and fut.result() is True:
+                    # If not granted, a receiver cannot take the item any more.
+                    if state.senders.interrupted(entry) and fut.result() is True:
                         # A receiver took the item before the interruption arrived.
                         if isinstance(exc, CancelledError):
-                            _redeliver(task, exc)
+                            redeliver(task, exc)
                             return
-                        raise
-                    fut.cancel()  # a receiver must not take the item any more
-                    _discard(state.senders, entry)
                     raise
                 if result is not True:
                     raise result.error()
@@ -461,9 +306,9 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
         # Delivered without waiting: the schedule point.  The send has happened, so a
         # cancellation arriving now is left to the next checkpoint.
         try:
-            await _schedule_point()
+            await schedule_point()
         except CancelledError as exc:
-            _redeliver(task, exc)
+            redeliver(task, exc)
 
     def clone(self) -> MemoryObjectSendStream[T_contra]:
         """Another send handle for the same stream, to be closed separately.
@@ -486,18 +331,10 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
         self._closed = True
         state = self._state
         state.open_send -= 1
-        senders = state.senders
-        if senders:
-            for entry in [entry for entry in senders if entry[2] is self]:
-                senders.remove(entry)
-                if not entry[0].done():
-                    entry[0].set_result(_SEND_CLOSED)
+        if state.senders:
+            state.senders.grant_matching(_SEND_CLOSED, lambda entry: entry[2] is self)
         if not state.open_send:
-            receivers = state.receivers
-            while receivers:
-                fut = receivers.popleft()[0]
-                if not fut.done():
-                    fut.set_result(_END)
+            state.receivers.grant_all(_END)
 
 
 class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
@@ -526,7 +363,7 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
                 state.refill()
             return item
         senders = state.senders
-        while senders:
+        while senders:  # an inlined copy of WaitQueue.grant(True) (a ping-pong hot path)
             fut, item, _ = senders.popleft()
             if not fut.done():  # done: its task is being cancelled, skip it
                 fut.set_result(True)
@@ -553,14 +390,16 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
         and ClosedResourceError if this handle is (or gets) closed.  If this raises
         CancelledError, no item was consumed.
         """
-        # The hot path, written out (no helper calls): the cancel point, then
-        # _take(), then the schedule point or the wait (resuming through an extra
-        # frame would cost a tenth of a ping-pong round trip).
-        task = _running_task()
+        # The receive logic for receive() and async for; receive_nowait() shares
+        # _take().  The hot path: the cancel point written out (an inlined copy of
+        # _waitqueue.will_raise: keep them in sync), then _take(), then the schedule
+        # point or the wait in this frame (resuming through an extra frame would
+        # cost a tenth of a ping-pong round trip).
+        task = running_task()
         try:
             scope = task._scope
         except AttributeError:
-            scope = _plain_task_scope(task)
+            scope = no_scope_or_raise(task)
         while scope is not None:
             if scope._cancel_called:
                 await sleep(0)  # the checkpoint raises CancelledError
@@ -568,63 +407,30 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
             if scope._shield:
                 break
             scope = scope._parent
-        if task._must_cancel or (_owed and _arm_owed(task)):
+        if task._must_cancel or (_owed and arm_owed(task)):
             await sleep(0)
-        if self._closed:
-            raise ClosedResourceError("this receive stream has been closed")
-        state = self._state
-        buffer = state.buffer
-        if buffer:
-            item = buffer.popleft()
-            if state.senders:
-                state.refill()
-        else:
-            senders = state.senders
-            while senders:
-                fut, item, _ = senders.popleft()
-                if not fut.done():  # done: its task is being cancelled, skip it
-                    fut.set_result(True)
-                    break
-            else:
-                if not state.open_send:
-                    raise EndOfStream
-                # Wait (the wait is the schedule point) for a sender's item.
-                fut = task._loop.create_future()
-                entry = (fut, self)
-                state.receivers.append(entry)
-                try:
-                    item = await fut
-                except BaseException as exc:
-                    item = self._interrupted(task, fut, entry, exc)
-                    if item is _EMPTY:
-                        raise
-                    return item  # type: ignore[no-any-return]
-                if item.__class__ is _Signal:
-                    raise item.error()
+        item = self._take()
+        if item is _EMPTY:
+            # Wait (the wait is the schedule point) for a sender's item.
+            fut = task._loop.create_future()
+            entry = (fut, self)
+            self._state.receivers.append(entry)
+            try:
+                item = await fut
+            except BaseException as exc:
+                item = self._interrupted(task, entry, exc)
+                if item is _EMPTY:
+                    raise
                 return item  # type: ignore[no-any-return]
+            if item.__class__ is _Signal:
+                raise item.error()
+            return item  # type: ignore[no-any-return]
         # Taken without waiting: the schedule point (see _yielded()).
         try:
-            await _schedule_point()
+            await schedule_point()
         except BaseException as exc:
             self._yielded(task, item, exc)
         return item  # type: ignore[no-any-return]
-
-    async def _wait(self, task: Any) -> Any:
-        """The waiting half of receive(), for __anext__."""
-        state = self._state
-        fut = task._loop.create_future()
-        entry = (fut, self)
-        state.receivers.append(entry)
-        try:
-            item = await fut
-        except BaseException as exc:
-            item = self._interrupted(task, fut, entry, exc)
-            if item is _EMPTY:
-                raise
-            return item
-        if item.__class__ is _Signal:
-            raise item.error()
-        return item
 
     def _yielded(self, task: Any, item: Any, exc: BaseException) -> None:
         """The schedule point after taking ``item`` without waiting was interrupted.
@@ -634,25 +440,21 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
         closed) puts it back and propagates.
         """
         if isinstance(exc, CancelledError):
-            _redeliver(task, exc)
+            redeliver(task, exc)
             return
         self._state.put_back(item)
         raise exc
 
-    def _interrupted(self, task: Any, fut: Any, entry: tuple[Any, ...],
-                     exc: BaseException) -> Any:
+    def _interrupted(self, task: Any, entry: tuple[Any, ...], exc: BaseException) -> Any:
         """A waiting receive was interrupted: the item to return, or _EMPTY to re-raise."""
-        if fut.done() and not fut.cancelled():
-            item = fut.result()
+        if self._state.receivers.interrupted(entry):
+            item = entry[0].result()
             if item.__class__ is not _Signal:
                 # A sender handed the item over before the interruption arrived.
                 if isinstance(exc, CancelledError):
-                    _redeliver(task, exc)
+                    redeliver(task, exc)
                     return item
                 self._state.put_back(item)  # e.g. the coroutine is being closed
-            return _EMPTY
-        fut.cancel()  # a sender must not hand it an item any more
-        _discard(self._state.receivers, entry)
         return _EMPTY
 
     def clone(self) -> MemoryObjectReceiveStream[T_co]:
@@ -676,40 +478,20 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
         self._closed = True
         state = self._state
         state.open_receive -= 1
-        receivers = state.receivers
-        if receivers:
-            for entry in [entry for entry in receivers if entry[1] is self]:
-                receivers.remove(entry)
-                if not entry[0].done():
-                    entry[0].set_result(_RECEIVE_CLOSED)
+        if state.receivers:
+            state.receivers.grant_matching(_RECEIVE_CLOSED, lambda entry: entry[1] is self)
         if not state.open_receive:
             state.buffer.clear()  # nobody can receive them; do not keep them alive
-            senders = state.senders
-            while senders:
-                fut = senders.popleft()[0]
-                if not fut.done():
-                    fut.set_result(_BROKEN)
+            state.senders.grant_all(_BROKEN)
 
     def __aiter__(self) -> MemoryObjectReceiveStream[T_co]:
         return self
 
     async def __anext__(self) -> T_co:
-        # receive() spelled out again: a wrapper coroutine would cost a third per item.
-        task = _running_task()
-        if _effectively_cancelled(task):
-            await sleep(0)
         try:
-            item = self._take()
-            if item is _EMPTY:
-                return await self._wait(task)  # type: ignore[no-any-return]
+            return await self.receive()
         except EndOfStream:
             raise StopAsyncIteration from None
-        # Copied from receive(): the schedule point.
-        try:
-            await _schedule_point()
-        except BaseException as exc:
-            self._yielded(task, item, exc)
-        return item  # type: ignore[no-any-return]
 
 
 def _check_buffer_size(value: Any) -> float:

@@ -29,6 +29,11 @@ leaves the lock or token acquired and is raised at the next checkpoint; a native
 event is a full checkpoint, as in Trio.  ``Condition.wait()`` always waits; when woken
 it takes a free lock back without yielding again.  ``*_nowait()``, ``release()``,
 ``set()`` and ``notify()`` never yield.
+
+State owned here: each primitive's own fields (a lock's owner, a semaphore's value, a
+limiter's borrowers, an event's flag) and its WaitQueue of waiters; granting and
+withdrawing waiters is ``_waitqueue.WaitQueue``'s, and the acquire protocol of Lock,
+Semaphore and CapacityLimiter is written once, in ``_Acquirable.acquire``.
 """
 
 from __future__ import annotations
@@ -36,22 +41,15 @@ from __future__ import annotations
 import contextlib
 import math
 from asyncio import CancelledError, sleep
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._waitqueue import WaitQueue, is_scope_cancel, running_task, schedule_point, will_raise
 from .lowlevel import TaskInfo
 from .scope import CancelScope
-from .streams import (
-    WouldBlock,
-    _discard,
-    _effectively_cancelled,
-    _is_scope_cancel,
-    _running_task,
-    _schedule_point,
-)
+from .streams import WouldBlock
 from .task import Task
 
 __all__ = (
@@ -104,13 +102,61 @@ class CapacityLimiterStatistics:
     tasks_waiting: int
 
 
-def _live(futures: Any) -> int:
-    """How many of these waiters' futures are still pending (really waiting)."""
-    return sum(not fut.done() for fut in futures)
+class _Acquirable:
+    """The acquire protocol of Lock, Semaphore and CapacityLimiter, written once.
 
+    A subclass says how a borrower takes what it acquires without waiting
+    (``_try_take``) and how it gives it back (``_give_back``, which hands it to the
+    oldest waiter or frees it); its waiters are ``(future, borrower)`` entries of a
+    WaitQueue.
+    """
 
-def _granted(fut: Any) -> bool:
-    return bool(fut.done() and not fut.cancelled())
+    __slots__ = ()
+
+    _waiters: WaitQueue
+    _fast_acquire: bool
+
+    def _try_take(self, borrower: Any) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _give_back(self, borrower: Any) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def acquire(self, *, _borrower: Any = None) -> None:
+        """Acquire, waiting if necessary (``_borrower``: only for CapacityLimiter's
+        ``acquire_on_behalf_of``; the running task by default)."""
+        # The one copy of the protocol, run as acquire() itself: a wrapper
+        # coroutine per class would cost 8-10% of an uncontended acquire.
+        task = running_task()
+        borrower = task if _borrower is None else _borrower
+        waiters = self._waiters
+        while True:
+            if will_raise(task):
+                await sleep(0)  # the checkpoint raises CancelledError
+            if self._try_take(borrower):
+                if not self._fast_acquire:
+                    # The schedule point: acquired, so a scope's cancellation waits
+                    # for the next checkpoint; a native one gives it back.
+                    try:
+                        await schedule_point()
+                    except BaseException as exc:
+                        if not is_scope_cancel(exc):
+                            self._give_back(borrower)
+                            raise
+                return
+            entry = (task._loop.create_future(), borrower)
+            waiters.append(entry)
+            try:
+                await entry[0]
+            except BaseException:
+                if waiters.interrupted(entry):
+                    self._give_back(borrower)  # granted, then interrupted: pass it on
+                raise
+            if not will_raise(task):
+                return
+            # Granted, then reached by a cancellation before it ran: pass it on; the
+            # checkpoint at the top of the loop raises.
+            self._give_back(borrower)
 
 
 class Event:
@@ -120,17 +166,14 @@ class Event:
 
     def __init__(self) -> None:
         self._flag = False
-        self._waiters: dict[Any, None] = {}  # pending futures, in arrival order
+        self._waiters = WaitQueue()  # (future,) entries
 
     def set(self) -> None:
         """Set the flag and wake every waiting task."""
         if self._flag:
             return
         self._flag = True
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
+        self._waiters.grant_all(None)
 
     def is_set(self) -> bool:
         """True once ``set()`` has been called."""
@@ -138,27 +181,30 @@ class Event:
 
     async def wait(self) -> None:
         """Wait until the flag is set (a checkpoint even if it already is)."""
-        task = _running_task()
-        if self._flag or _effectively_cancelled(task):
-            await _schedule_point()  # a checkpoint: a cancellation raises here
+        task = running_task()
+        if self._flag or will_raise(task):
+            await schedule_point()  # a checkpoint: a cancellation raises here
             if self._flag:
                 return
-        fut = task._loop.create_future()
-        self._waiters[fut] = None
+        entry = (task._loop.create_future(),)
+        self._waiters.append(entry)
         try:
-            await fut
-        finally:
-            self._waiters.pop(fut, None)
+            await entry[0]
+        except BaseException:
+            # Set, then interrupted: the wait happened all the same; raise anyway
+            # (a cancellation must not be lost either).
+            self._waiters.interrupted(entry)
+            raise
 
     def statistics(self) -> EventStatistics:
         """How many tasks are waiting."""
-        return EventStatistics(_live(self._waiters))
+        return EventStatistics(self._waiters.waiting())
 
     def __repr__(self) -> str:
-        return f"<Event {'set' if self._flag else 'unset'} waiting={_live(self._waiters)}>"
+        return f"<Event {'set' if self._flag else 'unset'} waiting={self._waiters.waiting()}>"
 
 
-class Lock:
+class Lock(_Acquirable):
     """A FIFO-fair mutual exclusion lock, owned by the task that acquired it.
 
     ``fast_acquire=True``: do not yield to the loop when the lock is free (acquire is
@@ -169,7 +215,7 @@ class Lock:
 
     def __init__(self, *, fast_acquire: bool = False) -> None:
         self._owner: Any = None
-        self._waiters: deque[tuple[Any, Any]] = deque()  # (future, task), oldest first
+        self._waiters = WaitQueue()  # (future, task) entries
         self._fast_acquire = fast_acquire
 
     async def __aenter__(self) -> None:
@@ -179,69 +225,31 @@ class Lock:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
 
-    async def acquire(self) -> None:
-        """Acquire the lock, waiting for it if necessary."""
-        task = _running_task()
-        while True:
-            if _effectively_cancelled(task):
-                await sleep(0)  # the checkpoint raises CancelledError
-            if self._owner is None:
-                self._owner = task
-                if not self._fast_acquire:
-                    # The schedule point: acquired, so a scope's cancellation waits
-                    # for the next checkpoint.
-                    try:
-                        await _schedule_point()
-                    except BaseException as exc:
-                        if not _is_scope_cancel(exc):
-                            self._hand_over()
-                            raise
-                return
-            if self._owner is task:
-                raise RuntimeError("this task already holds the lock (Lock is not reentrant)")
-            fut = task._loop.create_future()
-            entry = (fut, task)
-            self._waiters.append(entry)
-            try:
-                await fut
-            except BaseException:
-                if _granted(fut):
-                    self._hand_over()  # granted, then interrupted: pass it on
-                else:
-                    fut.cancel()
-                    _discard(self._waiters, entry)
-                raise
-            if not _effectively_cancelled(task):
-                return
-            # Granted, then reached by a scope cancellation before it ran: pass the
-            # lock on; the checkpoint at the top of the loop raises.
-            self._hand_over()
+    def _try_take(self, borrower: Any) -> bool:
+        if self._owner is None:
+            self._owner = borrower
+            return True
+        if self._owner is borrower:
+            raise RuntimeError("this task already holds the lock (Lock is not reentrant)")
+        return False
+
+    def _give_back(self, borrower: Any) -> None:
+        self._hand_over()
 
     def acquire_nowait(self) -> None:
         """Acquire the lock if it is free; raise WouldBlock otherwise."""
-        task = _running_task()
-        if self._owner is None:
-            self._owner = task
-        elif self._owner is task:
-            raise RuntimeError("this task already holds the lock (Lock is not reentrant)")
-        else:
+        if not self._try_take(running_task()):
             raise WouldBlock
 
     def release(self) -> None:
         """Release the lock; the oldest waiter (if any) gets it."""
-        if self._owner is not _running_task():
+        if self._owner is not running_task():
             raise RuntimeError("the current task is not holding this lock")
         self._hand_over()
 
     def _hand_over(self) -> None:
-        waiters = self._waiters
-        while waiters:
-            fut, task = waiters.popleft()
-            if not fut.done():  # done: that task is being cancelled
-                self._owner = task
-                fut.set_result(None)
-                return
-        self._owner = None
+        entry = self._waiters.grant(None)
+        self._owner = None if entry is None else entry[1]
 
     def locked(self) -> bool:
         """True if some task holds the lock."""
@@ -250,15 +258,14 @@ class Lock:
     def statistics(self) -> LockStatistics:
         """Whether the lock is held, by which task, and how many tasks wait."""
         owner = TaskInfo(self._owner) if self._owner is not None else None
-        return LockStatistics(self._owner is not None, owner,
-                              _live(entry[0] for entry in self._waiters))
+        return LockStatistics(self._owner is not None, owner, self._waiters.waiting())
 
     def __repr__(self) -> str:
         owner = "unlocked" if self._owner is None else f"locked by {self._owner.get_name()!r}"
-        return f"<Lock {owner} waiting={_live(entry[0] for entry in self._waiters)}>"
+        return f"<Lock {owner} waiting={self._waiters.waiting()}>"
 
 
-class Semaphore:
+class Semaphore(_Acquirable):
     """A FIFO-fair counting semaphore.
 
     ``max_value``: releasing beyond it raises ValueError.  ``fast_acquire=True``: do
@@ -282,7 +289,7 @@ class Semaphore:
                                  f"initial_value ({initial_value})")
         self._value = initial_value
         self._max_value = max_value
-        self._waiters: deque[Any] = deque()  # futures, oldest first
+        self._waiters = WaitQueue()  # (future, task) entries
         self._fast_acquire = fast_acquire
 
     async def __aenter__(self) -> Semaphore:
@@ -293,42 +300,19 @@ class Semaphore:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
 
-    async def acquire(self) -> None:
-        """Take a token, waiting for one if necessary."""
-        task = _running_task()
-        while True:
-            if _effectively_cancelled(task):
-                await sleep(0)  # the checkpoint raises CancelledError
-            if self._value > 0:
-                self._value -= 1
-                if not self._fast_acquire:
-                    try:
-                        await _schedule_point()  # as in Lock.acquire()
-                    except BaseException as exc:
-                        if not _is_scope_cancel(exc):
-                            self._hand_over()
-                            raise
-                return
-            fut = task._loop.create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                if _granted(fut):
-                    self._hand_over()  # granted, then interrupted: pass it on
-                else:
-                    fut.cancel()
-                    _discard(self._waiters, fut)
-                raise
-            if not _effectively_cancelled(task):
-                return
-            self._hand_over()  # granted, then cancelled before it ran: pass it on
+    def _try_take(self, borrower: Any) -> bool:
+        if self._value == 0:
+            return False
+        self._value -= 1
+        return True
+
+    def _give_back(self, borrower: Any) -> None:
+        self._hand_over()
 
     def acquire_nowait(self) -> None:
         """Take a token if one is free; raise WouldBlock otherwise."""
-        if self._value == 0:
+        if not self._try_take(None):
             raise WouldBlock
-        self._value -= 1
 
     def release(self) -> None:
         """Return a token; the oldest waiter (if any) gets it."""
@@ -338,13 +322,8 @@ class Semaphore:
         self._hand_over()
 
     def _hand_over(self) -> None:
-        waiters = self._waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():  # done: that task is being cancelled
-                fut.set_result(None)
-                return
-        self._value += 1
+        if self._waiters.grant(None) is None:
+            self._value += 1
 
     @property
     def value(self) -> int:
@@ -358,10 +337,13 @@ class Semaphore:
 
     def statistics(self) -> SemaphoreStatistics:
         """How many tasks wait for a token."""
-        return SemaphoreStatistics(_live(self._waiters))
+        return SemaphoreStatistics(self._waiters.waiting())
 
     def __repr__(self) -> str:
-        return f"<Semaphore value={self._value} waiting={_live(self._waiters)}>"
+        return f"<Semaphore value={self._value} waiting={self._waiters.waiting()}>"
+
+
+_NO_SHIELD = contextlib.nullcontext()  # Condition._reacquire() in a plain asyncio Task
 
 
 class Condition:
@@ -371,7 +353,7 @@ class Condition:
 
     def __init__(self, lock: Lock | None = None) -> None:
         self._lock = Lock() if lock is None else lock
-        self._waiters: deque[Any] = deque()  # futures, oldest first
+        self._waiters = WaitQueue()  # (future,) entries
 
     async def __aenter__(self) -> None:
         await self._lock.acquire()
@@ -403,56 +385,39 @@ class Condition:
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiting tasks, oldest first."""
-        self._check_held(_running_task(), "Condition.notify()")
+        self._check_held(running_task(), "Condition.notify()")
         waiters = self._waiters
-        while n > 0 and waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                n -= 1
+        while n > 0 and waiters.grant(None) is not None:
+            n -= 1
 
     def notify_all(self) -> None:
         """Wake every waiting task."""
-        self._check_held(_running_task(), "Condition.notify_all()")
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
-
-    def _pass_on(self) -> None:
-        """Give a notification this task cannot act on to the next waiter."""
-        waiters = self._waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
+        self._check_held(running_task(), "Condition.notify_all()")
+        self._waiters.grant_all(None)
 
     async def wait(self) -> None:
         """Release the lock, wait for a notification, and re-acquire the lock.
 
         The lock is held again when this returns or raises, even if cancelled.
         """
-        task = _running_task()
-        if _effectively_cancelled(task):
+        task = running_task()
+        if will_raise(task):
             await sleep(0)  # the checkpoint raises CancelledError
         self._check_held(task, "Condition.wait()")
-        fut = task._loop.create_future()
-        self._waiters.append(fut)
+        waiters = self._waiters
+        entry = (task._loop.create_future(),)
+        waiters.append(entry)
         self._lock.release()
         try:
-            await fut
+            await entry[0]
         except BaseException:
-            if _granted(fut):
-                self._pass_on()  # notified, then interrupted: pass it on
-            else:
-                fut.cancel()
-                _discard(self._waiters, fut)
+            if waiters.interrupted(entry):
+                waiters.grant(None)  # notified, then interrupted: pass it on
             await self._reacquire(task)
             raise
-        cancelled = _effectively_cancelled(task)
+        cancelled = will_raise(task)
         if cancelled:
-            self._pass_on()  # notified, then cancelled before it ran: pass it on
+            waiters.grant(None)  # notified, then cancelled before it ran: pass it on
         await self._reacquire(task)
         if cancelled:
             await sleep(0)  # the checkpoint raises CancelledError
@@ -479,7 +444,7 @@ class Condition:
             try:
                 raise error
             finally:
-                error = None
+                error = None  # the frame would otherwise hold its own traceback (a cycle)
 
     async def wait_for(self, predicate: Callable[[], T]) -> T:
         """Wait until ``predicate()`` is true (checked with the lock held); return it."""
@@ -489,10 +454,7 @@ class Condition:
 
     def statistics(self) -> ConditionStatistics:
         """How many tasks wait for a notification, and the lock's statistics."""
-        return ConditionStatistics(_live(self._waiters), self._lock.statistics())
-
-
-_NO_SHIELD = contextlib.nullcontext()
+        return ConditionStatistics(self._waiters.waiting(), self._lock.statistics())
 
 
 def _check_tokens(value: Any) -> float:
@@ -503,7 +465,7 @@ def _check_tokens(value: Any) -> float:
     return value  # type: ignore[no-any-return]
 
 
-class CapacityLimiter:
+class CapacityLimiter(_Acquirable):
     """Limits how many tasks (or other borrowers) use a resource at once.
 
     Each borrower holds at most one token.  Waiters get tokens in FIFO order; raising
@@ -512,10 +474,12 @@ class CapacityLimiter:
 
     __slots__ = ("_total", "_borrowers", "_waiters", "__weakref__")
 
+    _fast_acquire = False  # acquiring a free token is a schedule point
+
     def __init__(self, total_tokens: float) -> None:
         self._total = _check_tokens(total_tokens)
         self._borrowers: set[object] = set()
-        self._waiters: OrderedDict[object, Any] = OrderedDict()  # borrower -> future
+        self._waiters = WaitQueue()  # (future, borrower) entries
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -548,64 +512,40 @@ class CapacityLimiter:
         if borrower in self._borrowers:
             raise RuntimeError(f"{borrower!r} already holds one of this "
                                f"CapacityLimiter's tokens")
-        fut = self._waiters.get(borrower)
-        if fut is not None and not fut.done():
+        # A scan: only reached when a borrower waits or takes a token.
+        if any(entry[1] is borrower and not entry[0].done() for entry in self._waiters):
             raise RuntimeError(f"{borrower!r} is already waiting for one of this "
                                f"CapacityLimiter's tokens")
 
     def acquire_nowait(self) -> None:
         """Take a token for the current task; raise WouldBlock if none is free."""
-        self.acquire_on_behalf_of_nowait(_running_task())
+        self.acquire_on_behalf_of_nowait(running_task())
 
     def acquire_on_behalf_of_nowait(self, borrower: object) -> None:
         """Take a token for ``borrower``; raise WouldBlock if none is free."""
-        self._check_new(borrower)
-        if len(self._borrowers) >= self._total:
+        if not self._try_take(borrower):
             raise WouldBlock
-        self._borrowers.add(borrower)
-
-    async def acquire(self) -> None:
-        """Take a token for the current task, waiting for one if necessary."""
-        await self.acquire_on_behalf_of(_running_task())
 
     async def acquire_on_behalf_of(self, borrower: object) -> None:
         """Take a token for ``borrower``, waiting for one if necessary."""
-        task = _running_task()
-        while True:
-            if _effectively_cancelled(task):
-                await sleep(0)  # the checkpoint raises CancelledError
-            self._check_new(borrower)
-            if len(self._borrowers) < self._total:
-                self._borrowers.add(borrower)
-                try:
-                    await _schedule_point()  # as in Lock.acquire()
-                except BaseException as exc:
-                    if not _is_scope_cancel(exc):
-                        self._borrowers.discard(borrower)
-                        self._hand_over()
-                        raise
-                return
-            fut = task._loop.create_future()
-            self._waiters[borrower] = fut
-            try:
-                await fut
-            except BaseException:
-                if _granted(fut):
-                    self._borrowers.discard(borrower)  # granted, then interrupted
-                    self._hand_over()
-                else:
-                    fut.cancel()
-                    if self._waiters.get(borrower) is fut:
-                        del self._waiters[borrower]
-                raise
-            if not _effectively_cancelled(task):
-                return
-            self._borrowers.discard(borrower)  # granted, then cancelled before it ran
-            self._hand_over()
+        if borrower is None:
+            raise TypeError("borrower must not be None (it stands for the current task)")
+        await self.acquire(_borrower=borrower)
+
+    def _try_take(self, borrower: Any) -> bool:
+        self._check_new(borrower)
+        if len(self._borrowers) >= self._total:
+            return False
+        self._borrowers.add(borrower)
+        return True
+
+    def _give_back(self, borrower: Any) -> None:
+        self._borrowers.discard(borrower)
+        self._hand_over()
 
     def release(self) -> None:
         """Return the current task's token."""
-        self.release_on_behalf_of(_running_task())
+        self.release_on_behalf_of(running_task())
 
     def release_on_behalf_of(self, borrower: object) -> None:
         """Return ``borrower``'s token; the oldest waiter (if any) gets it."""
@@ -617,19 +557,18 @@ class CapacityLimiter:
         self._hand_over()
 
     def _hand_over(self) -> None:
-        waiters = self._waiters
         borrowers = self._borrowers
-        while waiters and len(borrowers) < self._total:
-            borrower, fut = waiters.popitem(last=False)
-            if not fut.done():  # done: that task is being cancelled
-                borrowers.add(borrower)
-                fut.set_result(None)
+        while len(borrowers) < self._total:
+            entry = self._waiters.grant(None)
+            if entry is None:
+                return
+            borrowers.add(entry[1])
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Tokens borrowed, the total, the borrowers, and how many tasks wait."""
         return CapacityLimiterStatistics(len(self._borrowers), self._total,
-                                         tuple(self._borrowers), _live(self._waiters.values()))
+                                         tuple(self._borrowers), self._waiters.waiting())
 
     def __repr__(self) -> str:
         return (f"<CapacityLimiter {len(self._borrowers)}/{self._total} borrowed "
-                f"waiting={_live(self._waiters.values())}>")
+                f"waiting={self._waiters.waiting()}>")

@@ -400,8 +400,8 @@ def test_work_scheduled_by_a_library_is_the_librarys(backend: str, tmp_path: Pat
     # As program code, the library's timer and task are the user task's leftovers...
     assert [w.filename for w in run_debug(backend, main)] == [fakelib.__file__] * 2
     # ...but installed code manages what it schedules: nothing is recorded.
-    monkeypatch.setattr(diagnostics, "_LIBRARY_DIRS",
-                        diagnostics._LIBRARY_DIRS + (str(tmp_path) + os.sep,))
+    monkeypatch.setattr(diagnostics._sites, "_LIBRARY_DIRS",
+                        diagnostics._sites._LIBRARY_DIRS + (str(tmp_path) + os.sep,))
     assert run_debug(backend, main) == []
 
 

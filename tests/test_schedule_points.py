@@ -26,7 +26,7 @@ import trio
 
 import scopeloop
 from scopeloop import CancelScope, create_memory_object_stream, wait_all_tasks_blocked
-from scopeloop.streams import _owed
+from scopeloop._waitqueue import _owed
 
 N = 20
 
