@@ -220,13 +220,14 @@ class _SigintHook:
     the handler only when the main thread next runs bytecode, so without it a loop
     asleep in select() would not notice Ctrl+C until its next timer.  (uvloop puts
     its own wakeup fd in place while it runs; the stdlib loop only does so for
-    ``add_signal_handler``.)
+    ``add_signal_handler``.)  A wakeup fd that is already set belongs to someone
+    who reads it (the loop's own signal handling, say) and wakes the loop as well,
+    so it is left alone, and ours is taken back only if it is still the one set.
     """
 
     def __init__(self, handler: Callable[[int, FrameType | None], None],
                  loop: asyncio.AbstractEventLoop) -> None:
         self._previous_handler: Any = None
-        self._previous_fd = -1
         self._loop = loop
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         if threading.current_thread() is not threading.main_thread():
@@ -246,26 +247,43 @@ class _SigintHook:
         writer.setblocking(False)
         try:
             self._loop.add_reader(reader.fileno(), _drain, reader)
-            self._previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         except (RuntimeError, ValueError, OSError):
-            reader.close()
-            writer.close()
+            self._close_sockets(reader, writer)
             return
         self._sockets = (reader, writer)
+        if previous != -1 and _set_wakeup_fd_if_open(previous):
+            self._sockets = None
+            self._close_sockets(reader, writer)
+
+    def _close_sockets(self, reader: socket.socket, writer: socket.socket) -> None:
+        if not self._loop.is_closed():
+            self._loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
 
     def remove(self) -> None:
         """Put back the handler and wakeup fd that were there before."""
         if self._sockets is not None:
             reader, writer = self._sockets
             self._sockets = None
-            signal.set_wakeup_fd(self._previous_fd)
-            if not self._loop.is_closed():
-                self._loop.remove_reader(reader.fileno())
-            reader.close()
-            writer.close()
+            current = signal.set_wakeup_fd(-1)
+            if current not in (-1, writer.fileno()):
+                # The loop set its own meanwhile (add_signal_handler): it is theirs.
+                _set_wakeup_fd_if_open(current)
+            self._close_sockets(reader, writer)
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
+
+
+def _set_wakeup_fd_if_open(fd: int) -> bool:
+    # A closed loop may leave its closed fd behind; setting that fails with EBADF.
+    try:
+        signal.set_wakeup_fd(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _drain(sock: socket.socket) -> None:

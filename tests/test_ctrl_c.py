@@ -416,6 +416,54 @@ def test_previous_sigint_handler_is_restored(backend: str, default_sigint: None)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_loop_signal_handlers_keep_working_beside_ctrl_c_handling(
+        backend: str, default_sigint: None) -> None:
+    # run() gives SIGINT a wakeup fd; it must not take the one the loop's own
+    # add_signal_handler() relies on, whether that was set before run() or during,
+    # nor leave a wakeup fd behind.
+    fd_before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd_before)
+    handlers_before = {signum: signal.getsignal(signum)
+                       for signum in (signal.SIGUSR1, signal.SIGUSR2)}
+    try:
+        run_signal_handlers(backend)
+    finally:
+        for signum, handler in handlers_before.items():
+            signal.signal(signum, handler)
+    assert signal.set_wakeup_fd(fd_before) == fd_before
+
+
+def run_signal_handlers(backend: str) -> None:
+    async def signalled() -> None:
+        loop = asyncio.get_running_loop()
+        got = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, got.set)
+        try:
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+            async with asyncio.timeout(TIMEOUT_S):
+                await got.wait()
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+
+    with scopeloop.Runner(backend=backend) as runner:
+        runner.run(signalled)  # handler added while run() holds SIGINT
+        loop = runner.get_loop()
+        handled = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR2, handled.set)  # added before run()
+        try:
+            async def signalled_before() -> None:
+                signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)
+                async with asyncio.timeout(TIMEOUT_S):
+                    await handled.wait()
+
+            runner.run(signalled_before)
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR2)
+        runner.run(signalled)
+    assert handled.is_set()
+
+
 SIGINT_IN_A_WORKER_THREAD = """
     import asyncio, json, os, signal, sys, threading, time
     import scopeloop
