@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 # every CLI, worker and test process pays.
 from . import lowlevel
 from .group import TASK_STATUS_IGNORED, TaskGroup, TaskStatus, create_task_group
+from .handle import TaskCancelled, TaskFailed, TaskHandle, TaskNotFinished
 from .loop import BACKENDS, EventLoopPolicy, default_backend, new_event_loop
 from .lowlevel import (
     TaskInfo,
@@ -49,7 +50,7 @@ from .token import NoEventLoopError, RunFinishedError
 # those) and with __all__; tests/test_import.py checks all three agree.
 _LAZY_FROM = {
     ".abc": ("aclose_forcefully",),
-    ".concurrency": ("amap", "gather"),
+    ".concurrency": ("amap", "as_completed", "gather"),
     ".connectable": ("ConnectionFailed", "TCPConnectable"),
     ".diagnostics": ("LeftoverWarning", "format_tree", "print_tree"),
     ".fdwait": ("notify_closing", "wait_readable", "wait_socket_readable",
@@ -79,7 +80,7 @@ _LAZY.update((name, ("." + name, None)) for name in _LAZY_SUBMODULES)
 if TYPE_CHECKING:
     from . import abc, from_thread, to_thread
     from .abc import aclose_forcefully
-    from .concurrency import amap, gather
+    from .concurrency import amap, as_completed, gather
     from .connectable import ConnectionFailed, TCPConnectable
     from .diagnostics import LeftoverWarning, format_tree, print_tree
     from .fdwait import (
@@ -157,8 +158,12 @@ __all__ = [
     "Runner",
     "TASK_STATUS_IGNORED",
     "Task",
+    "TaskCancelled",
+    "TaskFailed",
     "TaskGroup",
+    "TaskHandle",
     "TaskInfo",
+    "TaskNotFinished",
     "TaskStatus",
     "checkpoint",
     "create_task_group",
@@ -211,6 +216,7 @@ __all__ = [
     "FutureFailed",
     "FutureNotFinished",
     "amap",
+    "as_completed",
     "gather",
     # resources, stream ABCs and typed attributes
     "aclose_forcefully",

@@ -1,20 +1,27 @@
-"""``gather()`` and ``amap()``: run awaitables concurrently in a task group (AnyIO 4.16).
+"""``gather()``, ``amap()`` and ``as_completed()``: run awaitables concurrently in a
+task group (AnyIO 4.16).
 
-Both are a task group with one child per coroutine, so they share its rules: the
+Each is a task group with one child per awaitable, so they share its rules: the
 first failure cancels the others (through the group's scope, so their shields
 hold), every failure is reported in the BaseExceptionGroup the group raises (none
-is lost), and cancelling the caller cancels them all.  Results come back in the
-order the coroutines (or arguments) were given, not in the order they finished.
+is lost), and cancelling the caller cancels them all.  gather() and amap() return
+results in the order the coroutines (or arguments) were given; as_completed()
+hands over each task's handle as the task finishes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .group import create_task_group
+from .handle import TaskHandle
 
-__all__ = ("gather", "amap")
+if TYPE_CHECKING:
+    from .streams import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+__all__ = ("gather", "amap", "as_completed")
 
 R = TypeVar("R")
 S = TypeVar("S")
@@ -22,15 +29,6 @@ T = TypeVar("T")
 U = TypeVar("U")
 V = TypeVar("V")
 W = TypeVar("W")
-
-
-async def _store(results: list[Any], index: int, awaitable: Awaitable[Any]) -> None:
-    results[index] = await awaitable
-
-
-async def _store_call(results: list[Any], index: int, func: Callable[[Any], Awaitable[Any]],
-                      arg: Any) -> None:
-    results[index] = await func(arg)
 
 
 @overload
@@ -73,12 +71,9 @@ async def gather(*coros: Coroutine[Any, Any, Any]) -> tuple[Any, ...]:
     has ended, a failure cancels the rest and is raised in a BaseExceptionGroup
     with any others, and cancelling the caller cancels all of them.
     """
-    results: list[Any] = [None] * len(coros)
     async with create_task_group() as tg:
-        for index, coro in enumerate(coros):
-            tg.start_soon(_store, results, index, coro,
-                          name=getattr(coro, "__qualname__", None))
-    return tuple(results)
+        handles = [tg.create_task(coro) for coro in coros]
+    return tuple(handle.return_value for handle in handles)
 
 
 async def amap(func: Callable[[T], Coroutine[Any, Any, R]], args: Iterable[T]) -> list[R]:
@@ -87,10 +82,84 @@ async def amap(func: Callable[[T], Coroutine[Any, Any, R]], args: Iterable[T]) -
     Failure and cancellation as for ``gather()``.  ``args`` is consumed while the
     first calls already run.
     """
-    results: list[Any] = []
-    name = getattr(func, "__qualname__", None)
     async with create_task_group() as tg:
-        for index, arg in enumerate(args):
-            results.append(None)
-            tg.start_soon(_store_call, results, index, func, arg, name=name)
-    return results
+        handles = [tg.start_soon(func, arg) for arg in args]
+    return [handle.return_value for handle in handles]
+
+
+@asynccontextmanager
+async def as_completed(*awaitables: Awaitable[R]
+                       ) -> AsyncIterator[MemoryObjectReceiveStream[TaskHandle[R, Any]]]:
+    """Run the awaitables concurrently; yield a stream of their handles as they finish.
+
+    ``async with as_completed(a, b) as finished: async for handle in finished:``
+    receives each task's handle once the task has ended (read ``return_value``, or
+    ``await handle``).  Leaving the block cancels the tasks still running and waits
+    for them; a failure cancels the others and is raised by the task group when
+    the block is left, as for gather().
+    """
+    from .streams import create_memory_object_stream
+
+    if not awaitables:
+        raise ValueError("as_completed() takes at least one awaitable")
+    send, receive = create_memory_object_stream[TaskHandle[R, Any]](len(awaitables))
+    async with receive, create_task_group() as tg:
+        with send:
+            for awaitable in awaitables:
+                report = _Report(send.clone())
+                handle: TaskHandle[R, Any] = tg.create_task(
+                    _run_reporting(awaitable, report),
+                    name=getattr(awaitable, "__qualname__", None))
+                report.attach(handle)
+        try:
+            yield receive
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def _run_reporting(awaitable: Awaitable[R], report: _Report) -> R:
+    # Reported from inside the task's last step, as in Trio and AnyIO: the receiver
+    # is woken before the group hears of a failure (that comes from the task's done
+    # callback), so it gets this handle before the group's cancellation.
+    try:
+        return await awaitable
+    finally:
+        report.finished()
+
+
+class _Report:
+    """Send a finished task's handle to as_completed()'s stream, once.
+
+    Each holds a clone of the send side, so the stream ends once the last task
+    has reported.  An eager task may finish before its handle exists: then the
+    handle is sent as soon as it is attached.
+    """
+
+    _handle: TaskHandle[Any, Any] | None = None
+    _finished = False
+
+    def __init__(self, send: MemoryObjectSendStream[Any]) -> None:
+        self._send = send
+
+    def attach(self, handle: TaskHandle[Any, Any]) -> None:
+        self._handle = handle
+        if self._finished:
+            self._deliver()
+        else:
+            # A task cancelled before its first step never runs its finally block.
+            handle._task.add_done_callback(lambda _: self.finished())
+
+    def finished(self) -> None:
+        if not self._finished:
+            self._finished = True
+            if self._handle is not None:
+                self._deliver()
+
+    def _deliver(self) -> None:
+        from .streams import BrokenResourceError
+
+        with self._send:
+            try:
+                self._send.send_nowait(self._handle)
+            except BrokenResourceError:
+                pass  # the block was left: nobody receives any more

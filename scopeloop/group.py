@@ -21,9 +21,11 @@ import functools
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType, TracebackType
-from typing import Any, Protocol, TypeVar
+from contextvars import Context
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 from ._asyncgen import asyncgen_hint
+from .handle import TaskHandle
 from .scope import _ENTERED, _EXITED, CancelScope, _mark_caught_in_errors
 from .task import (
     _NO_CONTEXT,
@@ -36,6 +38,7 @@ from .task import (
 
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
 
+T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
@@ -80,7 +83,8 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
     return coro
 
 
-def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any) -> Task:
+def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
+                context: Context | None = None) -> Task:
     """Create the task that runs ``coro`` for a group, as a child of ``scope``."""
     assert scope._host is not None
     loop: Any = scope._host._loop
@@ -89,7 +93,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any) -
     if getattr(loop, "_no_task_factory", False):
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
-        task = Task(coro, loop=loop, name=name)
+        task = Task(coro, loop=loop, name=name, context=context)
         task._scope = scope
         if cancelled_region(scope) is not None:
             task._deliver_scope_cancel()  # it starts, and raises at its first checkpoint
@@ -98,7 +102,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any) -
     # A task factory may start the task eagerly: tell it the scope first.
     loop._spawn_scope = scope
     try:
-        made = loop.create_task(coro, name=name)
+        made = loop.create_task(coro, name=name, context=context)
     finally:
         loop._spawn_scope = None
     if not isinstance(made, Task):
@@ -225,9 +229,9 @@ class TaskGroup:
         assert self._host is not None
         return self._host._loop
 
-    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any,
-                   name: object = None) -> None:
-        """Start ``func(*args)`` as a child task."""
+    def start_soon(self, func: Callable[..., Awaitable[T]], *args: Any,
+                   name: object = None) -> TaskHandle[T, Any]:
+        """Start ``func(*args)`` as a child task; return its handle."""
         if not self._active:
             self._check_open("start_soon()")
         coro = func(*args) if callable(func) else _NOT_CALLED
@@ -235,12 +239,50 @@ class TaskGroup:
             coro = _make_coroutine(func, args, "start_soon()", _result=coro)
         task = _spawn_into(self.cancel_scope, coro, name or getattr(func, "__qualname__", None))
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
+        return TaskHandle(task, coro)
+
+    def create_task(self, coro: Coroutine[Any, Any, T], *, name: object = None,
+                    context: Context | None = None) -> TaskHandle[T, Any]:
+        """Run the coroutine object ``coro`` as a child task; return its handle.
+
+        ``context``: the contextvars.Context the task runs in (a copy of the
+        current one by default), as for ``asyncio.create_task``.
+        """
+        if not self._active:
+            self._check_open("create_task()")
+        if type(coro) is not CoroutineType and not asyncio.iscoroutine(coro):
+            if callable(coro):
+                raise TypeError("create_task() expects a coroutine object, not a function; "
+                                "call it (tg.create_task(fn(arg))) or use "
+                                "tg.start_soon(fn, arg)")
+            raise TypeError(f"create_task() expects a coroutine object, "
+                            f"not {type(coro).__name__}")
+        task = _spawn_into(self.cancel_scope, coro,
+                           name if name is not None else getattr(coro, "__qualname__", None),
+                           context)
+        task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
+        return TaskHandle(task, coro)
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel the group's scope: the same as ``tg.cancel_scope.cancel(reason)``."""
+        self.cancel_scope.cancel(reason)
+
+    @overload
+    async def start(self, func: Callable[..., Awaitable[Any]], *args: Any,
+                    name: object = None, return_handle: Literal[False] = ...) -> Any: ...
+
+    @overload
+    async def start(self, func: Callable[..., Awaitable[T]], *args: Any,
+                    name: object = None, return_handle: Literal[True]
+                    ) -> TaskHandle[T, Any]: ...
 
     async def start(self, func: Callable[..., Awaitable[Any]], *args: Any,
-                    name: object = None) -> Any:
+                    name: object = None, return_handle: bool = False) -> Any:
         """Start ``func(*args, task_status=...)`` and wait until it calls ``started()``.
 
-        Returns the value passed to ``task_status.started()``.  Until then the task
+        Returns the value passed to ``task_status.started()``, or with
+        ``return_handle=True`` the task's handle, which holds that value as
+        ``start_value``.  Until then the task
         runs under the caller (the caller's cancellation cancels it); afterwards it
         belongs to this group.  The group does not exit while a start() into it
         is pending.
@@ -269,7 +311,11 @@ class TaskGroup:
                         native = cancel
                     ready = status._forward_native()
             host._scope_exempt = None
-            return status._outcome(native)
+            value = status._outcome(native)
+            if return_handle:
+                assert status._task is not None
+                return TaskHandle(status._task, coro, value)
+            return value
         finally:
             self._pending_starts -= 1
             if self._waiter is not None:  # (only while __aexit__ waits)

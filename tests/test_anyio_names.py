@@ -14,7 +14,6 @@ import pytest
 anyio = pytest.importorskip("anyio")
 
 BRIDGE = "comes from AnyIO itself through the AnyIO bridge (issue 16); not re-implemented"
-PENDING_17 = "pending: issue 17 part 2 (task handles), after the task group rework"
 BACKEND_API = ("AnyIO's backend plug-in interface; scopeloop is a loop, not an AnyIO "
                "backend (its backends are scopeloop.BACKENDS)")
 NOT_YET = "not in issue 17; not implemented yet (use AnyIO's through the bridge meanwhile)"
@@ -34,10 +33,6 @@ OMISSIONS: dict[str, dict[str, str]] = {
                          "create_connected_unix_datagram_socket", "UNIXConnectable"], BRIDGE),
         # buffered and TLS stream wrappers (anyio.streams.buffered / anyio.streams.tls)
         **dict.fromkeys(["DelimiterNotFound", "IncompleteRead"], BRIDGE),
-        # task handles
-        **dict.fromkeys(["TaskHandle", "TaskCancelled", "TaskFailed", "TaskNotFinished"],
-                        PENDING_17),
-        "as_completed": PENDING_17 + " (it yields TaskHandles)",
         # backends
         **dict.fromkeys(["get_all_backends", "get_available_backends"], BACKEND_API),
         # outside issue 17

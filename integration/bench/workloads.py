@@ -330,6 +330,40 @@ async def _spawn_trio(n: int, watch: Stopwatch) -> None:
         watch.stop()
 
 
+# -- the same through create_task(), which returns a TaskHandle -----------------------
+
+CREATE_TASK = Workload("create-task", "create_task+join 10k children", 30_000, 10_000,
+                       note="per child, groups of 10,000: tg.create_task(coro()); stock: "
+                            "asyncio.TaskGroup.create_task (the spawn row's stock column)")
+
+
+@CREATE_TASK.impl("scopeloop")
+async def _create_task_sl(n: int, watch: Stopwatch) -> None:
+    create_task_group = _scopeloop().create_task_group
+    for size in _groups(n):
+        watch.start()
+        async with create_task_group() as tg:
+            create_task = tg.create_task
+            for _ in range(size):
+                create_task(_trivial())
+        watch.stop()
+
+
+CREATE_TASK.impl("asyncio")(_spawn_aio)
+
+
+@CREATE_TASK.impl("anyio")
+async def _create_task_anyio(n: int, watch: Stopwatch) -> None:
+    create_task_group = _anyio().create_task_group
+    for size in _groups(n):
+        watch.start()
+        async with create_task_group() as tg:
+            create_task = tg.create_task
+            for _ in range(size):
+                create_task(_trivial())
+        watch.stop()
+
+
 # -- cancel a group of 10,000 sleeping children ---------------------------------------
 
 CANCEL_TREE = Workload("cancel-group", "cancel group of 10k sleepers", 10_000, 10_000,
@@ -1150,7 +1184,7 @@ def import_statement(family: str, uvloop: bool) -> str:
 
 
 WORKLOADS: dict[str, Workload] = {w.key: w for w in (
-    SCOPE, DEADLINE, FIRES, SPAWN, CANCEL_TREE, NESTED, PINGPONG, BUFFERED, CHECKPOINT,
+    SCOPE, DEADLINE, FIRES, SPAWN, CREATE_TASK, CANCEL_TREE, NESTED, PINGPONG, BUFFERED, CHECKPOINT,
     START, TCP, DEEP, SCALE, SCALE_PEAK, MEMORY, MEMORY_TASK, MEMORY_SCOPE, IMPORT)}
 
 
@@ -1201,6 +1235,7 @@ GOALS: dict[str, dict[str, Goal]] = {
                 "anyio": Goal(1 / 2.5, 0.5, _FIRES)},
     "spawn": {"stock": _STOCK,
               "anyio": Goal(1 / 6, 0.26, "on 3.13 AnyIO's spawn is relatively cheaper")},
+    "create-task": {"stock": _STOCK},
     "cancel-group": {"stock": _STOCK, "anyio": Goal(1 / 3, 0.45, "on 3.13, as stock's "
                                                     "own lead over AnyIO shrank")},
     "nested-cancel": {"stock": Goal(1.1, 1.3, _NEST)},

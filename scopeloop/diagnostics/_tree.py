@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .._cpython import await_frames
 from ..group import _StarterScope
+from ..handle import _HandleScope
 from ..scope import CancelScope
 from ._sites import (
     _INTERNAL_DIRS,
@@ -225,6 +226,8 @@ class _Tree:
         spawned = self._children.get(scope, [])
         if isinstance(scope, _StarterScope):
             attributes.append("start() waiting for task_status.started()")
+        elif isinstance(scope, _HandleScope):
+            attributes.append("the task's handle")
         elif scope._spawned is not None:
             attributes.append(f"task group with {len(spawned)} task{'s' if len(spawned) != 1 else ''}")
         if scope._cancel_called:
