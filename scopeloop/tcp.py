@@ -34,6 +34,16 @@ connection the peer reset raises BrokenResourceError; ``receive()`` after the pe
 finished sending raises EndOfStream; two tasks receiving (or accepting) at once
 raise BusyResourceError.
 
+TLS: ``connect_tcp(..., tls=True)`` (implied by ``ssl_context`` or ``tls_hostname``)
+does the handshake with the loop's own ``start_tls()`` (native on uvloop) and returns
+a SocketStream over the TLS transport, so the same fast path serves both.  With
+``tls_standard_compatible`` (the default), ``aclose()`` sends close_notify and lets
+the loop finish the TLS shutdown before the socket closes; without it, or when the
+close is cancelled, the connection is aborted.  ``extra(TLSAttribute.cipher)`` and
+friends describe the session.  asyncio's TLS transport reports an EOF without
+close_notify like a clean one, so ``receive()`` raises EndOfStream for both (AnyIO
+raises BrokenResourceError for the first when standard compatible).
+
 Extra attributes: ``stream.extra(SocketAttribute.remote_port)`` and friends, the
 subset of AnyIO's ``SocketAttribute`` that applies to TCP (``family``,
 ``local_address``, ``local_port``, ``remote_address``, ``remote_port``,
@@ -47,6 +57,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
+import ssl
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -64,7 +75,7 @@ from .typedattr import TypedAttributeLookupError, TypedAttributeSet, typed_attri
 
 __all__ = (
     "connect_tcp", "create_tcp_listener", "SocketStream", "TCPListener", "SocketAttribute",
-    "TypedAttributeLookupError", "BusyResourceError",
+    "TLSAttribute", "TypedAttributeLookupError", "BusyResourceError",
 )
 
 _READ_HIGH_WATER = 128 * 1024
@@ -82,6 +93,38 @@ class SocketAttribute(TypedAttributeSet):
     raw_socket: Any = typed_attribute()      #: the underlying socket object (do not read/write it)
     remote_address: Any = typed_attribute()  #: ``(host, port)`` of the peer
     remote_port: Any = typed_attribute()     #: the peer's port
+
+
+class TLSAttribute(TypedAttributeSet):
+    """Keys for ``extra()`` on a TLS stream (AnyIO's ``TLSAttribute``)."""
+
+    alpn_protocol: Any = typed_attribute()  #: the ALPN protocol agreed on, or None
+    channel_binding_tls_unique: Any = typed_attribute()  #: tls-unique channel binding bytes
+    cipher: Any = typed_attribute()         #: ``(name, protocol version, secret bits)``
+    peer_certificate: Any = typed_attribute()  #: the peer's certificate as a dict
+    peer_certificate_binary: Any = typed_attribute()  #: the peer's certificate, DER bytes
+    server_side: Any = typed_attribute()    #: True on the server's end
+    shared_ciphers: Any = typed_attribute()  #: ciphers both ends offered (server side only)
+    ssl_object: Any = typed_attribute()     #: the ``ssl.SSLObject`` (do not read or write it)
+    standard_compatible: Any = typed_attribute()  #: aclose() does the TLS shutdown
+    tls_version: Any = typed_attribute()    #: e.g. ``"TLSv1.3"``
+
+
+def _tls_attributes(ssl_object: ssl.SSLObject, standard_compatible: bool
+                    ) -> dict[Any, Callable[[], Any]]:
+    return {
+        TLSAttribute.alpn_protocol: ssl_object.selected_alpn_protocol,
+        TLSAttribute.channel_binding_tls_unique: ssl_object.get_channel_binding,
+        TLSAttribute.cipher: ssl_object.cipher,
+        TLSAttribute.peer_certificate: lambda: ssl_object.getpeercert(False),
+        TLSAttribute.peer_certificate_binary: lambda: ssl_object.getpeercert(True),
+        TLSAttribute.server_side: lambda: ssl_object.server_side,
+        TLSAttribute.shared_ciphers: lambda: (ssl_object.shared_ciphers()
+                                              if ssl_object.server_side else None),
+        TLSAttribute.ssl_object: lambda: ssl_object,
+        TLSAttribute.standard_compatible: lambda: standard_compatible,
+        TLSAttribute.tls_version: ssl_object.version,
+    }
 
 
 def _user_address(addr: Any) -> Any:
@@ -199,6 +242,8 @@ class SocketStream(ByteStream):
         self._eof_sent = False
         self._receiving = False
         self._sending = False
+        # Set by _start_tls(): whether aclose() sends close_notify first.
+        self._tls_close_notify: bool | None = None
 
     @classmethod
     async def from_socket(cls, sock_or_fd: socket.socket | int) -> SocketStream:
@@ -287,10 +332,16 @@ class SocketStream(ByteStream):
                                       ) from error
 
     async def send_eof(self) -> None:
-        """Finish sending (a TCP half-close); receiving keeps working."""
+        """Finish sending (a TCP half-close); receiving keeps working.
+
+        Not available on a TLS stream: TLS has no half-close (NotImplementedError).
+        """
         if _cancel_pending(self._protocol.loop):  # type: ignore[arg-type]
             await asyncio.sleep(0)
         self._check_writable()
+        if self._tls_close_notify is not None:
+            raise NotImplementedError("send_eof() is not possible on a TLS stream: TLS has no "
+                                      "half-close; use aclose(), which sends close_notify")
         self._eof_sent = True
         try:
             self._transport.write_eof()
@@ -302,12 +353,17 @@ class SocketStream(ByteStream):
 
         Returns once the socket is closed.  Closing never raises, even in a cancelled
         scope, and closing twice does nothing.  Tasks waiting in ``receive()`` or
-        ``send()`` raise ClosedResourceError.
+        ``send()`` raise ClosedResourceError.  A standard-compatible TLS stream
+        first sends close_notify and waits for the TLS shutdown; cancelling that
+        wait aborts the connection.
         """
         protocol = self._protocol
         if not self._closed:
             self._closed = True
-            self._transport.abort()
+            if self._tls_close_notify:
+                self._transport.close()  # the loop does the TLS shutdown, then closes
+            else:
+                self._transport.abort()
             _wake(protocol.read_waiter)
             _wake(protocol.write_waiter)
         if not protocol.lost:
@@ -334,7 +390,12 @@ class SocketStream(ByteStream):
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         sock = self._transport.get_extra_info("socket")
-        return _socket_attributes(sock, peer=True) if sock is not None else {}
+        attributes = _socket_attributes(sock, peer=True) if sock is not None else {}
+        if self._tls_close_notify is not None:
+            ssl_object = self._transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                attributes.update(_tls_attributes(ssl_object, self._tls_close_notify))
+        return attributes
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -350,10 +411,14 @@ async def _wait_closed(protocol: _StreamProtocol) -> None:
 
     The wait is shielded only when the task is, or gets, cancelled: entering and
     leaving a shield on every close is a measurable part of a short connection.
+    A cancelled close aborts the transport, so that a TLS shutdown the peer does
+    not answer cannot hold the task (the loop's own timeout is 30 seconds).
     """
     loop = protocol.loop
     assert loop is not None
     shielded = _cancel_pending(loop)
+    if shielded:
+        protocol.transport.abort()  # type: ignore[union-attr]
     while not protocol.lost:
         waiter = protocol.lost_waiter = loop.create_future()
         if shielded:
@@ -363,6 +428,7 @@ async def _wait_closed(protocol: _StreamProtocol) -> None:
         try:
             await waiter
         except asyncio.CancelledError as exc:
+            protocol.transport.abort()  # type: ignore[union-attr]
             if not (exc.args and isinstance(exc.args[0], ScopeCancelMessage)):
                 raise  # native cancellation is never held up; the socket closes anyway
             shielded = True  # the scope's next checkpoint raises it again
@@ -488,7 +554,9 @@ def _connect_error(host: Any, port: int, errors: list[tuple[SockAddr, OSError]])
 
 async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
                       remote_port: int, *, local_host: str | None = None,
-                      local_port: int | None = None,
+                      local_port: int | None = None, tls: bool = False,
+                      ssl_context: ssl.SSLContext | None = None,
+                      tls_standard_compatible: bool = True, tls_hostname: str | None = None,
                       happy_eyeballs_delay: float = 0.25) -> SocketStream:
     """Connect to ``remote_host:remote_port`` over TCP and return a SocketStream.
 
@@ -498,7 +566,17 @@ async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6A
     wins and the others are cancelled and closed.  ``local_host`` binds the local
     end, to ``local_port`` if given (as in AnyIO, ``local_port`` needs ``local_host``).
     Raises OSError naming every address tried and its error if none connects.
+
+    With ``tls=True``, or an ``ssl_context`` or ``tls_hostname`` given, the
+    connection then does a TLS handshake as a client (``ssl_context`` defaults to
+    ``ssl.create_default_context()``, which verifies the server's certificate for
+    ``tls_hostname``, by default ``remote_host``) and the stream speaks TLS; a failed
+    handshake raises ``ssl.SSLError`` and closes the connection.
+    ``tls_standard_compatible`` makes ``aclose()`` send close_notify first.
     """
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}; "
+                        f"make one with ssl.create_default_context()")
     loop = asyncio.get_running_loop()
     delay = _check_delay(happy_eyeballs_delay)
     if delay < 0:
@@ -516,7 +594,35 @@ async def connect_tcp(remote_host: str | ipaddress.IPv4Address | ipaddress.IPv6A
         stream = await _race(loop, targets, local, delay, errors)
     if stream is None:
         raise _connect_error(host, remote_port, errors)
+    if tls or ssl_context is not None or tls_hostname is not None:
+        await _start_tls(loop, stream, ssl_context or ssl.create_default_context(),
+                         tls_hostname or host, tls_standard_compatible)
     return stream
+
+
+async def _start_tls(loop: asyncio.AbstractEventLoop, stream: SocketStream,
+                     context: ssl.SSLContext, hostname: str, close_notify: bool) -> None:
+    """Turn ``stream`` into a TLS client stream in place; aborts it on any failure."""
+    protocol = stream._protocol
+    try:
+        transport = await loop.start_tls(stream._transport, protocol, context,
+                                         server_hostname=hostname)
+    except BaseException:
+        # Cancelled or failed mid-handshake: nothing usable is left of the connection.
+        # The raw transport now reports to the loop's TLS protocol, which passes the
+        # connection loss on only after a handshake; take it back, so that aclose()
+        # hears the socket close and returns only once it has.
+        stream._transport.set_protocol(protocol)
+        await stream.aclose()
+        raise
+    if transport is None:  # pragma: no cover - only if the loop closed meanwhile
+        stream._transport.abort()
+        raise BrokenResourceError("the connection closed during the TLS handshake")
+    # start_tls() does not call connection_made() again: point both at the new transport.
+    protocol.transport = transport
+    transport.set_write_buffer_limits(0)
+    stream._transport = transport
+    stream._tls_close_notify = close_notify
 
 
 async def _attempt(loop: asyncio.AbstractEventLoop, target: tuple[int, SockAddr],

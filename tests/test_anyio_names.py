@@ -98,3 +98,16 @@ def test_every_omission_has_a_reason() -> None:
     for module, names in OMISSIONS.items():
         for name, reason in names.items():
             assert reason.strip(), f"{module}.{name} is omitted without a reason"
+
+
+@pytest.mark.parametrize("name", ["connect_tcp", "create_tcp_listener"])
+def test_tcp_functions_take_anyios_keyword_arguments(name: str) -> None:
+    """connect_tcp(tls=, ssl_context=, tls_hostname=, ...) as in AnyIO, same defaults."""
+    import inspect
+
+    import scopeloop
+
+    theirs = inspect.signature(getattr(anyio, name)).parameters
+    ours = inspect.signature(getattr(scopeloop, name)).parameters
+    assert list(ours) == list(theirs)
+    assert {p: ours[p].default for p in ours} == {p: theirs[p].default for p in theirs}
