@@ -26,7 +26,16 @@ from typing import Any, Literal, Protocol, TypeVar, overload
 
 from ._asyncgen import asyncgen_hint
 from .handle import TaskHandle
-from .scope import _ENTERED, _EXITED, CancelScope, _mark_caught_in_errors
+from .scope import (
+    CancelScope,
+    adopt,
+    close_children,
+    enter_for,
+    exit_for,
+    open_children,
+    record_caught_with_errors,
+    transfer,
+)
 from .task import (
     _NO_CONTEXT,
     ScopeCancelMessage,
@@ -94,10 +103,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
         task = Task(coro, loop=loop, name=name, context=context)
-        task._scope = scope
-        if cancelled_region(scope) is not None:
-            task._deliver_scope_cancel()  # it starts, and raises at its first checkpoint
-        scope._spawned[task] = None  # type: ignore[index]
+        adopt(task, scope)
         return task
     # A task factory may start the task eagerly: tell it the scope first.
     loop._spawn_scope = scope
@@ -117,8 +123,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
     while root is not None and root._host is made:
         root = root._parent
     if root is None or root is scope:
-        _reparent(made, scope)
-        scope._spawned[made] = None  # type: ignore[index]
+        transfer(made, scope)
     return made
 
 
@@ -151,7 +156,7 @@ class TaskGroup:
                                "create a new one for each 'async with' block")
         self._host = current_scope_task("TaskGroup")
         self.cancel_scope.__enter__()
-        self.cancel_scope._spawned = self._tasks
+        open_children(self.cancel_scope, self._tasks)
         self._active = True
         return self
 
@@ -189,7 +194,7 @@ class TaskGroup:
             self._waiter = None
         self._active = False
         self._exited = True
-        scope._spawned = None
+        close_children(scope)
 
         raising: BaseException | None = None
         if self._errors:
@@ -211,10 +216,7 @@ class TaskGroup:
             # it even when errors leave through it: a child (or the body) that
             # ended with that cancellation was one.  (Trio's error group carried
             # it out of the body; ours leaves cancellations out, DESIGN §3.3.)
-            if scope._shield or cancelled_region(scope._parent) is None:
-                scope._cancelled_caught = True
-            else:
-                _mark_caught_in_errors(scope._parent)
+            record_caught_with_errors(scope)
         if raising is None or raising is exc:
             return False
         raise raising
@@ -436,21 +438,6 @@ class _GroupScope(CancelScope):
         return super().__exit__(exc_type, exc, tb)
 
 
-def _reparent(task: Task, root: CancelScope) -> None:
-    """Move ``task`` (and its own scopes) under ``root``."""
-    outermost = None
-    scope = task._scope
-    while scope is not None and scope._host is task:
-        outermost = scope
-        scope = scope._parent
-    if outermost is None:
-        task._scope = root
-    else:
-        outermost._parent = root
-    if cancelled_region(task._scope) is not None:
-        task._deliver_scope_cancel()
-
-
 class _StarterScope(CancelScope):
     """The scope a ``start()`` call holds its task in until ``started()``.
 
@@ -511,11 +498,9 @@ class _StartStatus:
             # it is closed only for a task_status used after start() returned.)
             return
         self._moved = True
-        starter._spawned.pop(task, None)  # type: ignore[union-attr]
-        group._tasks[task] = None
         task.remove_done_callback(self._child_done)
         task.add_done_callback(group._on_child_done, context=_NO_CONTEXT)
-        _reparent(task, group.cancel_scope)
+        transfer(task, group.cancel_scope, starter)  # (group._tasks is its children)
         ready = self._ready
         if ready is not None and not ready.done():
             ready.set_result(None)
@@ -527,12 +512,8 @@ class _StartStatus:
         """
         caller, starter = self._caller, self._starter
         # The caller runs no code of its own inside the starter, so it is entered
-        # by moving the pointer, without CancelScope.__enter__'s checks.
-        starter._host = caller
-        starter._parent = caller._scope
-        starter._state = _ENTERED
-        starter._spawned = {}
-        caller._scope = starter
+        # from outside, without CancelScope.__enter__'s checks.
+        enter_for(starter, caller)
         ready = self._ready = caller._loop.create_future()
         try:
             task = self._task = _spawn_into(starter, coro, name)
@@ -544,10 +525,7 @@ class _StartStatus:
         return ready
 
     def _leave(self) -> None:
-        starter = self._starter
-        self._caller._scope = starter._parent
-        starter._state = _EXITED
-        starter._spawned = None
+        exit_for(self._starter, self._caller)
 
     def _forward_native(self) -> asyncio.Future[None]:
         """A native cancel of the caller interrupted the wait: cancel the task too.

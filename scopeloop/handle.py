@@ -19,7 +19,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 from .lowlevel import checkpoint
-from .scope import _ENTERED, CancelScope, _check_reason
+from .scope import CancelScope, _check_reason, interpose
 from .task import _NO_CONTEXT, Task
 
 __all__ = ("TaskHandle", "TaskCancelled", "TaskFailed", "TaskNotFinished")
@@ -212,16 +212,5 @@ class TaskHandle(Generic[T_co, T_startval_co]):
 def _surround(task: Task) -> _HandleScope:
     """Put a scope between ``task``'s own scopes and the scope it was spawned into."""
     scope = _HandleScope()
-    outermost = None
-    above = task._scope
-    while above is not None and above._host is task:
-        outermost = above
-        above = above._parent
-    scope._host = task
-    scope._parent = above
-    scope._state = _ENTERED
-    if outermost is None:
-        task._scope = scope
-    else:
-        outermost._parent = scope
+    interpose(task, scope)
     return scope

@@ -3,7 +3,10 @@
 A scope is a node in a tree: ``_parent`` is the scope that was innermost in the host
 task when it was entered (for a task's outermost scope, the scope the task was
 spawned into).  Scopes are entered and exited by moving the host task's innermost
-pointer, so both are O(1).  Cancelling walks down the part of the tree below the
+pointer, so both are O(1).  This module owns the tree: besides ``__enter__`` and
+``__exit__``, only its tree operations (``adopt``, ``transfer``, ``interpose``,
+``enter_for``/``exit_for``, ``open_children``/``close_children``) write its links,
+and task groups, ``start()`` and task handles move tasks and scopes through them.  Cancelling walks down the part of the tree below the
 scope, stopping at shields and at scopes that are already cancelled, and hands each
 task it reaches to ``Task._deliver_scope_cancel``.  No per-iteration work exists:
 a task whose region is cancelled costs nothing until it takes a step.
@@ -431,6 +434,87 @@ def _reach(task: Task, root: CancelScope, expand: list[CancelScope],
         task._deliver_scope_cancel(batch)
 
 
+# -- the tree's operations ----------------------------------------------------------
+# Besides CancelScope's own __enter__ and __exit__, these are the only code that
+# writes the tree's links (Task._scope, a scope's _host, _parent, _state and
+# _spawned): groups, start() and task handles move tasks and scopes with them.
+
+def adopt(task: Task, scope: CancelScope) -> None:
+    """Make ``task``, which has not run yet, a child spawned into ``scope``."""
+    task._scope = scope
+    if cancelled_region(scope) is not None:
+        task._deliver_scope_cancel()  # it starts, and raises at its first checkpoint
+    scope._spawned[task] = None  # type: ignore[index]
+
+
+def transfer(task: Task, scope: CancelScope, source: CancelScope | None = None) -> None:
+    """Move ``task``, with the scopes it entered itself, from ``source`` into ``scope``.
+
+    With no ``source``, the task was in no scope's children yet (an eager task
+    that ran its first step inside create_task()).  If the new region is
+    cancelled, the task's next checkpoint raises.
+    """
+    if source is not None:
+        source._spawned.pop(task, None)  # type: ignore[union-attr]
+    _hang(task, scope)
+    scope._spawned[task] = None  # type: ignore[index]
+    if cancelled_region(task._scope) is not None:
+        task._deliver_scope_cancel()
+
+
+def interpose(task: Task, scope: CancelScope) -> None:
+    """Enter ``scope`` for ``task`` around all of its code: below the scope the task
+    was spawned into, above every scope the task entered itself."""
+    scope._host = task
+    scope._parent = _hang(task, scope)
+    scope._state = _ENTERED
+
+
+def open_children(scope: CancelScope, children: dict[Task, None]) -> None:
+    """Let tasks be spawned into ``scope``; ``children`` is where they are kept."""
+    scope._spawned = children
+
+
+def close_children(scope: CancelScope) -> None:
+    """No more tasks are spawned into ``scope`` (all of its children have ended)."""
+    scope._spawned = None
+
+
+def enter_for(scope: CancelScope, task: Task) -> None:
+    """Enter ``scope`` as ``task``'s innermost scope, from outside the task.
+
+    For a scope the task runs no code of its own in (start()'s starter): none of
+    ``__enter__``'s checks or deadline handling apply.
+    """
+    scope._host = task
+    scope._parent = task._scope
+    scope._state = _ENTERED
+    scope._spawned = {}
+    task._scope = scope
+
+
+def exit_for(scope: CancelScope, task: Task) -> None:
+    """Leave a scope entered with ``enter_for()``; its children must have moved."""
+    task._scope = scope._parent
+    scope._state = _EXITED
+    scope._spawned = None
+
+
+def _hang(task: Task, scope: CancelScope) -> CancelScope | None:
+    """Put ``scope`` above the outermost scope ``task`` entered itself (or make it
+    the task's scope if it entered none); returns what was there before."""
+    outermost = None
+    above = task._scope
+    while above is not None and above._host is task:
+        outermost = above
+        above = above._parent
+    if outermost is None:
+        task._scope = scope
+    else:
+        outermost._parent = scope
+    return above
+
+
 def _check_deadline(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"deadline must be a number (loop.time() seconds), "
@@ -557,6 +641,16 @@ def current_effective_deadline() -> float:
             break
         scope = scope._parent
     return deadline
+
+
+def record_caught_with_errors(scope: CancelScope) -> None:
+    """Errors are leaving ``scope``, which exited, beside its own cancellation (a
+    group's child or body ended with it): as in Trio, the scope that catches that
+    cancellation records it although the errors pass through."""
+    if scope._shield or cancelled_region(scope._parent) is None:
+        scope._cancelled_caught = True
+    else:
+        _mark_caught_in_errors(scope._parent)
 
 
 def _mark_caught_in_errors(scope: CancelScope | None) -> None:
