@@ -10,7 +10,7 @@ cost of cancelling many children through GC pressure, and a ``call_soon`` overri
 on uvloop slows every wake-up.  start() closes the one gap it can see: see
 ``_StartStatus._outcome``.)  Waiting for the
 children in ``__aexit__`` (and for ``started()`` in ``start()``) is exempt from
-scope cancellation (``Task._scope_exempt``), so it does not re-interrupt the wait
+scope cancellation (``task.exempt_wait``), so it does not re-interrupt the wait
 (and cannot spin); native cancellation still gets through, as through a shield.
 """
 
@@ -42,7 +42,9 @@ from .task import (
     Task,
     _current_task,
     cancelled_region,
+    create_task_in,
     current_scope_task,
+    exempt_wait,
 )
 
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
@@ -105,12 +107,8 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
         task = Task(coro, loop=loop, name=name, context=context)
         adopt(task, scope)
         return task
-    # A task factory may start the task eagerly: tell it the scope first.
-    loop._spawn_scope = scope
-    try:
-        made = loop.create_task(coro, name=name, context=context)
-    finally:
-        loop._spawn_scope = None
+    # A task factory may start the task eagerly: it is told the scope first.
+    made = create_task_in(loop, scope, coro, name, context)
     if not isinstance(made, Task):
         made.cancel()
         raise RuntimeError("the loop's task factory does not create scopeloop Tasks, so "
@@ -183,14 +181,15 @@ class TaskGroup:
                 # Exempt from scope cancellation (the children get it through the
                 # scope); only native requests interrupt the wait: forward them
                 # to the children as scope cancellation, keep waiting, re-raise after.
-                self._waiter = host._scope_exempt = host._loop.create_future()
+                self._waiter = host._loop.create_future()
+                exempt_wait(host, self._waiter)
                 try:
                     await self._waiter
                 except asyncio.CancelledError as cancel:
                     if cancelled is None:
                         cancelled = cancel
                     scope.cancel()
-            host._scope_exempt = None
+            exempt_wait(host, None)
             self._waiter = None
         self._active = False
         self._exited = True
@@ -305,14 +304,14 @@ class TaskGroup:
             ready = status._launch(coro, name or getattr(func, "__qualname__", None))
             native: asyncio.CancelledError | None = None
             while not ready.done():
-                host._scope_exempt = ready
+                exempt_wait(host, ready)
                 try:
                     await ready
                 except asyncio.CancelledError as cancel:
                     if native is None:
                         native = cancel
                     ready = status._forward_native()
-            host._scope_exempt = None
+            exempt_wait(host, None)
             value = status._outcome(native)
             if return_handle:
                 assert status._task is not None

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
-from ._cpython import get_running_loop_or_none
+from ._cpython import abandon_quietly, get_running_loop_or_none
 from .loop import new_event_loop
 from .scope import CancelScope
 
@@ -172,7 +172,7 @@ _unclosable: list[Coroutine[Any, Any, Any]] = []
 
 def _close_abandoned(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
     """Close ``task``'s coroutine, as if the task were running (for scope exits)."""
-    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    abandon_quietly(task)
     coro = task.get_coro()
     if not isinstance(coro, types.CoroutineType) or coro.cr_frame is None:
         return

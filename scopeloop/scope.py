@@ -272,6 +272,18 @@ class CancelScope:
         if self._state is _ENTERED:
             _deliver_below(self)
 
+    def _note_interruption(self) -> None:
+        """A task was interrupted for this scope: a CancelledError reaching its exit,
+        whatever its message, is this region's (see ``_uncaught``)."""
+        self._interrupted = True
+
+    def _native_withdrawn(self, native: int) -> None:
+        """The host's native requests fell to ``native`` (``Task.uncancel``): lower
+        the note of those pending at enter, or a request arriving afterwards would
+        look like the withdrawn one and this scope would swallow it."""
+        if self._native_at_enter > native:
+            self._native_at_enter = native
+
     def _cancel_message(self) -> ScopeCancelMessage:
         """The message of a CancelledError that interrupts a task for this scope.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cpython import not_started as _not_started
@@ -110,13 +111,11 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
                 # cancellation left the native interrupt pending).
                 self._withdraw_scope_requests()
             native = _base_uncancel(self) - self._scope_owned
-            # A request that was pending when a scope was entered is withdrawn:
-            # lower that scope's note of them, or a request arriving afterwards
-            # would look like the withdrawn one and the scope would swallow it.
+            # A request that was pending when a scope was entered may be the one
+            # withdrawn: each of the task's own scopes lowers its note of them.
             scope = self._scope
             while scope is not None and scope._host is self:
-                if scope._native_at_enter > native:
-                    scope._native_at_enter = native
+                scope._native_withdrawn(native)
                 scope = scope._parent
             return native
         return 0
@@ -150,7 +149,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
                 # task runs, the error is in flight and exits pass this on.)
                 region = cancelled_region(self._scope)
                 if region is not None:
-                    region._interrupted = True
+                    region._note_interruption()
             return
         if self.done():
             return
@@ -236,6 +235,25 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         for _ in range(self._scope_owned):
             _base_uncancel(self)
         self._scope_owned = 0
+
+
+def exempt_wait(task: Task, waiter: asyncio.Future[Any] | None) -> None:
+    """While ``task`` awaits ``waiter``, scope cancellation leaves the wait alone
+    (a task group's exit, start()); None when the wait is over."""
+    task._scope_exempt = waiter
+
+
+def create_task_in(loop: asyncio.AbstractEventLoop, scope: CancelScope,
+                   coro: Coroutine[Any, Any, Any], name: str | None,
+                   context: contextvars.Context | None) -> asyncio.Task[Any]:
+    """``loop.create_task()`` for a child spawned into ``scope``, through the loop's
+    task factory: an eager task runs its first step inside this call, so its scope
+    must be known before (``_EagerTask`` reads it from the loop)."""
+    loop._spawn_scope = scope  # type: ignore[attr-defined]
+    try:
+        return loop.create_task(coro, name=name, context=context)
+    finally:
+        loop._spawn_scope = None  # type: ignore[attr-defined]
 
 
 def cancelled_region(scope: CancelScope | None) -> CancelScope | None:

@@ -308,3 +308,32 @@ def test_without_the_policy_api_the_pytest_plugin_works(tmp_path: Path, backend:
         """, backend, str(tmp_path / "test_it.py"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_15_log_destroy_pending_silences_a_destroyed_pending_task() -> None:
+    import gc
+
+    logged: list[str] = []
+
+    async def pending() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    def destroy_pending_task(quietly: bool) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda loop, context: logged.append(context["message"]))
+        try:
+            task = loop.create_task(pending())
+            loop.run_until_complete(asyncio.sleep(0))
+            assert hasattr(task, "_log_destroy_pending")
+            if quietly:
+                _cpython.abandon_quietly(task)
+            task.get_coro().close()  # type: ignore[union-attr]
+            del task
+            gc.collect()
+        finally:
+            loop.close()
+
+    destroy_pending_task(quietly=True)
+    assert logged == []
+    destroy_pending_task(quietly=False)  # the control: without it, the log line comes
+    assert any("destroyed but it is pending" in message for message in logged), logged
