@@ -59,10 +59,10 @@ _LAZY_FROM = {
                 "FutureNotFinished"),
     ".guard": ("BusyResourceError", "ResourceGuard"),
     ".resolve": ("getaddrinfo", "getnameinfo"),
-    ".streams": ("BrokenResourceError", "ClosedResourceError", "EndOfStream",
-                 "MemoryObjectReceiveStream", "MemoryObjectSendStream",
-                 "MemoryObjectStreamStatistics", "WouldBlock",
-                 "create_memory_object_stream"),
+    "._resource_errors": ("BrokenResourceError", "ClosedResourceError", "EndOfStream",
+                          "WouldBlock"),
+    ".streams": ("MemoryObjectReceiveStream", "MemoryObjectSendStream",
+                 "MemoryObjectStreamStatistics", "create_memory_object_stream"),
     ".sync": ("CapacityLimiter", "CapacityLimiterStatistics", "Condition",
               "ConditionStatistics", "Event", "EventStatistics", "Lock", "LockStatistics",
               "Semaphore", "SemaphoreStatistics"),
@@ -99,14 +99,16 @@ if TYPE_CHECKING:
     )
     from .guard import BusyResourceError, ResourceGuard
     from .resolve import getaddrinfo, getnameinfo
-    from .streams import (
+    from ._resource_errors import (
         BrokenResourceError,
         ClosedResourceError,
         EndOfStream,
+        WouldBlock,
+    )
+    from .streams import (
         MemoryObjectReceiveStream,
         MemoryObjectSendStream,
         MemoryObjectStreamStatistics,
-        WouldBlock,
         create_memory_object_stream,
     )
     from .sync import (

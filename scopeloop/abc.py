@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, Union
 
 from .group import TaskGroup, TaskStatus
+from ._resource_errors import EndOfStream
 from .scope import CancelScope
 from .typedattr import TypedAttributeProvider
 
@@ -94,7 +95,6 @@ class UnreliableObjectReceiveStream(AsyncResource, TypedAttributeProvider, Gener
         return self
 
     async def __anext__(self) -> T_co:
-        from .streams import EndOfStream  # (streams imports this module)
 
         try:
             return await self.receive()
@@ -163,7 +163,6 @@ class ByteReceiveStream(AsyncResource, TypedAttributeProvider):
         return self
 
     async def __anext__(self) -> bytes:
-        from .streams import EndOfStream
 
         try:
             return await self.receive()

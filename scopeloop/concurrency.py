@@ -156,7 +156,7 @@ class _Report:
                 self._deliver()
 
     def _deliver(self) -> None:
-        from .streams import BrokenResourceError
+        from ._resource_errors import BrokenResourceError
 
         with self._send:
             try:

@@ -20,7 +20,7 @@ from typing import Any, Protocol, Union
 
 from .guard import BusyResourceError
 from .runvar import RunVar
-from .streams import ClosedResourceError
+from ._resource_errors import ClosedResourceError
 
 __all__ = ("wait_readable", "wait_writable", "notify_closing", "wait_socket_readable",
            "wait_socket_writable")

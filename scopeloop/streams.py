@@ -59,6 +59,7 @@ from ._waitqueue import (
     schedule_point,
 )
 from .abc import ObjectReceiveStream, ObjectSendStream
+from ._resource_errors import BrokenResourceError, ClosedResourceError, EndOfStream, WouldBlock
 
 __all__ = (
     "create_memory_object_stream", "MemoryObjectSendStream", "MemoryObjectReceiveStream",
@@ -69,22 +70,6 @@ __all__ = (
 T_Item = TypeVar("T_Item")
 T_co = TypeVar("T_co", covariant=True)
 T_contra = TypeVar("T_contra", contravariant=True)
-
-
-class EndOfStream(Exception):
-    """Every send stream is closed and the buffer is empty: nothing more will arrive."""
-
-
-class ClosedResourceError(Exception):
-    """The stream handle (or resource) was closed by this side."""
-
-
-class BrokenResourceError(Exception):
-    """The other side is gone: every receive stream has been closed."""
-
-
-class WouldBlock(Exception):
-    """A ``*_nowait()`` operation could not complete without waiting."""
 
 
 class MemoryObjectStreamStatistics(NamedTuple):

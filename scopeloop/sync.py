@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 from ._waitqueue import WaitQueue, is_scope_cancel, running_task, schedule_point, will_raise
 from .lowlevel import TaskInfo
 from .scope import CancelScope
-from .streams import WouldBlock
+from ._resource_errors import WouldBlock
 from .task import Task
 
 __all__ = (

@@ -69,7 +69,7 @@ from .abc import ByteStream, Listener
 from .group import TaskGroup, create_task_group
 from .guard import BusyResourceError
 from .scope import CancelScope, _check_delay, move_on_after
-from .streams import BrokenResourceError, ClosedResourceError, EndOfStream
+from ._resource_errors import BrokenResourceError, ClosedResourceError, EndOfStream
 from .task import ScopeCancelMessage, cancelled_region
 from .typedattr import TypedAttributeLookupError, TypedAttributeSet, typed_attribute
 

@@ -141,3 +141,63 @@ def test_lowlevel_run_variables_load_on_first_access() -> None:
     """)
     assert (before, after, same) == (False, True, True)
     assert "RunVar" in scopeloop.lowlevel.__all__
+
+
+def _scopeloop_imports() -> dict[str, set[str]]:
+    """Each scopeloop module and the scopeloop modules it imports, at module level or
+    inside functions (lazy imports count: a circle through them is still a circle),
+    leaving out imports made only for type checking."""
+    import ast
+
+    package = Path(scopeloop.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts.pop()
+        name = ".".join(parts)
+        base = parts if is_package else parts[:-1]
+        targets: set[str] = set()
+
+        def visit(node: ast.AST) -> None:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                for child in node.orelse:
+                    visit(child)
+                return
+            if isinstance(node, ast.ImportFrom) and node.level:
+                origin = base[:len(base) - (node.level - 1)]
+                if node.module:
+                    targets.add(".".join(origin + [node.module]))
+                else:
+                    targets.update(".".join(origin + [alias.name]) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scopeloop"):
+                targets.add(node.module or "")
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name.startswith("scopeloop"))
+            for child in ast.iter_child_nodes(node):
+                visit(child)
+
+        visit(ast.parse(path.read_text()))
+        graph[name] = targets
+    return {name: {t for t in targets if t in graph and t != name}
+            for name, targets in graph.items()}
+
+
+def test_no_module_of_scopeloop_imports_in_a_circle() -> None:
+    graph = _scopeloop_imports()
+    assert {"scopeloop.scope", "scopeloop.task"} <= set(graph)
+    assert "scopeloop.task" in graph["scopeloop.scope"]  # (the walk sees real edges)
+    circles: list[list[str]] = []
+
+    def walk(module: str, path: list[str]) -> None:
+        for target in sorted(graph[module]):
+            if target in path:
+                circles.append(path[path.index(target):] + [target])
+            elif target != "scopeloop":  # the package's lazy names are leaves
+                walk(target, path + [target])
+
+    for module in sorted(graph):
+        if module != "scopeloop":
+            walk(module, [module])
+    assert not circles, f"import circles: {sorted({' -> '.join(c) for c in circles})}"
