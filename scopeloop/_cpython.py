@@ -18,13 +18,13 @@ The internals
 -------------
 
 1. ``Task._fut_waiter`` (C Task, read only): the future the task is blocked on, or
-   None.  task.py (delivery cancels it), streams.py, lowlevel.py
-   (wait_all_tasks_blocked), diagnostics.py (waiting/ready).  Required at import.
+   None.  task.py (delivery cancels it), _waitqueue.py, lowlevel.py
+   (wait_all_tasks_blocked), diagnostics/_tree.py (waiting/ready).  Required at import.
    Checked 3.11.7, 3.12.1, 3.13.0, 3.13.5.  3.14 (notes): unchanged (AnyIO 4.16
    reads it too).
 2. ``Task._must_cancel`` (C Task, read only): a cancel() is pending and will be
-   thrown into the coroutine at its next step.  task.py, scope.py, streams.py,
-   tcp.py, to_thread.py, lowlevel.py.  Required at import.  Checked as 1.
+   thrown into the coroutine at its next step.  task.py, scope.py, _waitqueue.py,
+   _tcpstream.py, to_thread.py, lowlevel.py.  Required at import.  Checked as 1.
 3. ``Task._loop`` / ``Future._loop`` (C, read only): the loop, without the
    ``get_loop()`` call.  group.py, scope.py, task.py, streams.py, to_thread.py.
    Required at import.  Checked as 1.
@@ -39,7 +39,7 @@ The internals
    ``task_of_loop(loop)``.  3.12+: ``_asyncio.current_task`` (the same C function as
    ``asyncio.current_task``).  3.11: the C module's ``{loop: task}`` dict
    ``_asyncio._current_tasks`` (= ``asyncio.tasks._current_tasks``), as
-   ``CURRENT_TASKS``; streams.py and tcp.py.  Required at import on 3.11 only.
+   ``CURRENT_TASKS``; _waitqueue.py and _tcpstream.py.  Required at import on 3.11 only.
    3.14 (notes): the current task moved into the thread state and the dict is gone,
    which does not matter (3.11 only).
 7. Coroutine introspection: ``cr_await``, ``cr_frame``, ``cr_running``,

@@ -159,8 +159,7 @@ def will_raise(task: Any) -> bool:
     """True if ``task``'s next checkpoint raises CancelledError.
 
     Arms a native cancellation that a completed operation owes the task (see
-    ``arm_owed``), so the caller's checkpoint raises it.  Inlined in the streams'
-    ``send()`` and ``receive()`` (marked there).
+    ``arm_owed``), so the caller's checkpoint raises it.
     """
     try:
         scope = task._scope

@@ -83,7 +83,24 @@ async def aclose_forcefully(resource: AsyncResource) -> None:
         await resource.aclose()
 
 
-class UnreliableObjectReceiveStream(AsyncResource, TypedAttributeProvider, Generic[T_co]):
+class _ReceivesUntilEnd:
+    """``async for`` over a receive stream, object or byte: ``receive()`` until
+    EndOfStream."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()  # type: ignore[attr-defined]
+        except EndOfStream:
+            raise StopAsyncIteration from None
+
+
+class UnreliableObjectReceiveStream(_ReceivesUntilEnd, AsyncResource, TypedAttributeProvider,
+                                    Generic[T_co]):
     """Receives objects; no promise that they arrive in order or at all.
 
     ``async for item in stream`` receives until EndOfStream.
@@ -91,15 +108,8 @@ class UnreliableObjectReceiveStream(AsyncResource, TypedAttributeProvider, Gener
 
     __slots__ = ()
 
-    def __aiter__(self) -> UnreliableObjectReceiveStream[T_co]:
-        return self
-
-    async def __anext__(self) -> T_co:
-
-        try:
-            return await self.receive()
-        except EndOfStream:
-            raise StopAsyncIteration from None
+    if TYPE_CHECKING:
+        async def __anext__(self) -> T_co: ...
 
     @abstractmethod
     async def receive(self) -> T_co:
@@ -154,20 +164,13 @@ class ObjectStream(ObjectReceiveStream[T_Item], ObjectSendStream[T_Item],
         """Tell the peer nothing more will be sent (idempotent); receiving goes on."""
 
 
-class ByteReceiveStream(AsyncResource, TypedAttributeProvider):
+class ByteReceiveStream(_ReceivesUntilEnd, AsyncResource, TypedAttributeProvider):
     """Receives bytes from one peer; ``async for chunk in stream`` until EndOfStream."""
 
     __slots__ = ()
 
-    def __aiter__(self) -> ByteReceiveStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-
-        try:
-            return await self.receive()
-        except EndOfStream:
-            raise StopAsyncIteration from None
+    if TYPE_CHECKING:
+        async def __anext__(self) -> bytes: ...
 
     @abstractmethod
     async def receive(self, max_bytes: int = 65536) -> bytes:

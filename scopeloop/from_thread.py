@@ -148,7 +148,9 @@ async def _await(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
 
 def _report(done: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
     if done.done():
-        return  # the loop closed meanwhile: the caller already has RunFinishedError
+        # The loop closed meanwhile (the caller already has RunFinishedError), or the
+        # caller cancelled the concurrent future of a portal task.
+        return
     try:
         result = task.result()
     except BaseException as exc:  # including the CancelledError the task ended with
@@ -172,16 +174,7 @@ def _call_in_loop(func: Callable[..., T], args: tuple[Any, ...],
 def _start_portal_task(job: _Job, func: Callable[..., Awaitable[T]], args: tuple[Any, ...],
                        done: concurrent.futures.Future[T]) -> None:
     task = job.loop.create_task(_portal(job, func, args))
-
-    def report(task: asyncio.Task[T]) -> None:
-        try:
-            result = task.result()
-        except BaseException as exc:  # including the CancelledError the task ended with
-            done.set_exception(exc)
-        else:
-            done.set_result(result)
-
-    task.add_done_callback(report)
+    task.add_done_callback(functools.partial(_report, done))
 
 
 async def _portal(job: _Job, func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:

@@ -49,17 +49,9 @@ from collections import deque
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
-from ._waitqueue import (
-    WaitQueue,
-    _owed,
-    arm_owed,
-    no_scope_or_raise,
-    redeliver,
-    running_task,
-    schedule_point,
-)
-from .abc import ObjectReceiveStream, ObjectSendStream
 from ._resource_errors import BrokenResourceError, ClosedResourceError, EndOfStream, WouldBlock
+from ._waitqueue import WaitQueue, redeliver, running_task, schedule_point, will_raise
+from .abc import ObjectReceiveStream, ObjectSendStream
 
 __all__ = (
     "create_memory_object_stream", "MemoryObjectSendStream", "MemoryObjectReceiveStream",
@@ -238,24 +230,12 @@ class MemoryObjectSendStream(_Handle, ObjectSendStream[T_contra]):
         the item was not delivered.  If this raises CancelledError, the item was not
         delivered either.
         """
-        # The hot path, written out (no helper calls): the cancel point (an inlined
-        # copy of _waitqueue.will_raise), then _offer() (an inlined copy: keep them
-        # in sync), then the schedule point.  Each call saved is a few percent of a
-        # ping-pong round trip.
+        # The hot path: the cancel point, then _offer() written out (an inlined copy:
+        # keep them in sync; a call saved is a few percent of a ping-pong round
+        # trip), then the schedule point.
         task = running_task()
-        try:
-            scope = task._scope
-        except AttributeError:
-            scope = no_scope_or_raise(task)
-        while scope is not None:
-            if scope._cancel_called:
-                await sleep(0)  # the checkpoint raises CancelledError
-                break
-            if scope._shield:
-                break
-            scope = scope._parent
-        if task._must_cancel or (_owed and arm_owed(task)):
-            await sleep(0)
+        if will_raise(task):
+            await sleep(0)  # the checkpoint raises CancelledError
         if self._closed:
             raise ClosedResourceError("this send stream has been closed")
         state = self._state
@@ -376,24 +356,12 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
         CancelledError, no item was consumed.
         """
         # The receive logic for receive() and async for; receive_nowait() shares
-        # _take().  The hot path: the cancel point written out (an inlined copy of
-        # _waitqueue.will_raise: keep them in sync), then _take(), then the schedule
-        # point or the wait in this frame (resuming through an extra frame would
-        # cost a tenth of a ping-pong round trip).
+        # _take().  The cancel point, then _take(), then the schedule point or the
+        # wait in this frame (resuming through an extra frame would cost a tenth of
+        # a ping-pong round trip).
         task = running_task()
-        try:
-            scope = task._scope
-        except AttributeError:
-            scope = no_scope_or_raise(task)
-        while scope is not None:
-            if scope._cancel_called:
-                await sleep(0)  # the checkpoint raises CancelledError
-                break
-            if scope._shield:
-                break
-            scope = scope._parent
-        if task._must_cancel or (_owed and arm_owed(task)):
-            await sleep(0)
+        if will_raise(task):
+            await sleep(0)  # the checkpoint raises CancelledError
         item = self._take()
         if item is _EMPTY:
             # Wait (the wait is the schedule point) for a sender's item.
@@ -468,15 +436,6 @@ class MemoryObjectReceiveStream(_Handle, ObjectReceiveStream[T_co]):
         if not state.open_receive:
             state.buffer.clear()  # nobody can receive them; do not keep them alive
             state.senders.grant_all(_BROKEN)
-
-    def __aiter__(self) -> MemoryObjectReceiveStream[T_co]:
-        return self
-
-    async def __anext__(self) -> T_co:
-        try:
-            return await self.receive()
-        except EndOfStream:
-            raise StopAsyncIteration from None
 
 
 def _check_buffer_size(value: Any) -> float:

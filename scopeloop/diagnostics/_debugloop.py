@@ -10,6 +10,7 @@ debug loop classes, one per backend class.
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 import threading
@@ -173,30 +174,30 @@ class _DebugLoopMixin:
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: Any = None) -> asyncio.Handle:
-        caller = sys._getframe(1)
-        record = self._diag_handle("callback", callback, args, context, caller)
-        if record is not None:
-            callback = _tracking(self, record, callback)
-        handle = super().call_soon(callback, *args, context=context)  # type: ignore[misc]
-        return self._diag_created(handle, record, caller)
+        return self._diag_schedule(sys._getframe(1), "callback",
+                                   super().call_soon, callback, args, context)  # type: ignore[misc]
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
                    context: Any = None) -> asyncio.TimerHandle:
-        caller = sys._getframe(1)
-        record = self._diag_handle("timer", callback, args, context, caller)
-        if record is not None:
-            callback = _tracking(self, record, callback)
-        handle = super().call_later(delay, callback, *args, context=context)  # type: ignore[misc]
-        return self._diag_created(handle, record, caller)  # type: ignore[return-value]
+        schedule = functools.partial(super().call_later, delay)  # type: ignore[misc]
+        return self._diag_schedule(sys._getframe(1), "timer",  # type: ignore[return-value]
+                                   schedule, callback, args, context)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: Any = None) -> asyncio.TimerHandle:
-        caller = sys._getframe(1)
-        record = self._diag_handle("timer", callback, args, context, caller)
+        schedule = functools.partial(super().call_at, when)  # type: ignore[misc]
+        return self._diag_schedule(sys._getframe(1), "timer",  # type: ignore[return-value]
+                                   schedule, callback, args, context)
+
+    def _diag_schedule(self, caller: FrameType, kind: str, schedule: Callable[..., Any],
+                       callback: Callable[..., Any], args: tuple[Any, ...],
+                       context: Any) -> asyncio.Handle:
+        """Schedule ``callback`` with the loop's own method, recording who did."""
+        record = self._diag_handle(kind, callback, args, context, caller)
         if record is not None:
             callback = _tracking(self, record, callback)
-        handle = super().call_at(when, callback, *args, context=context)  # type: ignore[misc]
-        return self._diag_created(handle, record, caller)  # type: ignore[return-value]
+        handle = schedule(callback, *args, context=context)
+        return self._diag_created(handle, record, caller)
 
     def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = super().create_task(coro, **kwargs)  # type: ignore[misc]
