@@ -48,10 +48,11 @@ from typing import Any
 from ._cpython import task_of_loop
 from ._resource_errors import BrokenResourceError, ClosedResourceError, EndOfStream
 from ._tcpaddress import _user_address
+from ._waitqueue import will_raise
 from .abc import ByteStream
 from .guard import BusyResourceError
 from .scope import CancelScope
-from .task import ScopeCancelMessage, cancelled_region
+from .task import is_scope_cancel
 from .typedattr import TypedAttributeSet, typed_attribute
 
 __all__ = ("SocketStream", "SocketAttribute", "TLSAttribute")
@@ -128,10 +129,7 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> bool:
     task = _task_of(loop)
     if task is None:
         raise RuntimeError("TCP streams and listeners must be used inside a task")
-    if task._must_cancel:
-        return True
-    # A plain asyncio Task has no _scope: only its native state counts.
-    return cancelled_region(getattr(task, "_scope", None)) is not None
+    return will_raise(task)
 
 
 # -- the stream ----------------------------------------------------------------------
@@ -380,7 +378,7 @@ async def _wait_closed(protocol: _StreamProtocol) -> None:
             await waiter
         except asyncio.CancelledError as exc:
             protocol.transport.abort()  # type: ignore[union-attr]
-            if not (exc.args and isinstance(exc.args[0], ScopeCancelMessage)):
+            if not is_scope_cancel(exc):
                 raise  # native cancellation is never held up; the socket closes anyway
             shielded = True  # the scope's next checkpoint raises it again
 

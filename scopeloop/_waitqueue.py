@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from ._cpython import CURRENT_TASKS, UNCANCEL_CLEARS_PENDING
-from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task
+from .task import _NO_CONTEXT, ScopeCancelMessage, _current_task, is_scope_cancel
 
 __all__ = ("WaitQueue", "running_task", "will_raise", "arm_owed", "redeliver",
            "schedule_point", "is_scope_cancel")
@@ -249,10 +249,4 @@ def schedule_point() -> Generator[None, None, None]:
     has already completed does not raise it (see ``is_scope_cancel``, ``redeliver``).
     """
     yield
-
-
-def is_scope_cancel(exc: BaseException) -> bool:
-    """Whether ``exc`` is a scope's CancelledError (level-triggered: the next
-    checkpoint raises it again while the scope is cancelled), not a native one."""
-    return bool(exc.args) and isinstance(exc.args[0], ScopeCancelMessage)
 

@@ -38,13 +38,14 @@ from .scope import (
 )
 from .task import (
     _NO_CONTEXT,
-    ScopeCancelMessage,
     Task,
     _current_task,
     cancelled_region,
     create_task_in,
     current_scope_task,
     exempt_wait,
+    is_scope_cancel,
+    own_scope_bounds,
 )
 
 __all__ = ("TaskGroup", "TaskStatus", "TASK_STATUS_IGNORED", "create_task_group")
@@ -117,9 +118,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
     # An eager task has run its first step already: it may have entered scopes of
     # its own (they go under `scope`) or been moved into a group by started()
     # (it stays there).
-    root = made._scope
-    while root is not None and root._host is made:
-        root = root._parent
+    root = own_scope_bounds(made)[1]
     if root is None or root is scope:
         transfer(made, scope)
     return made
@@ -210,7 +209,7 @@ class TaskGroup:
                           raising.__traceback__ if raising else None):
             return True
         if self._errors and scope._cancel_called and (self._child_cancelled
-                                                      or _is_scope_cancel(exc)):
+                                                      or is_scope_cancel(exc)):
             # As in Trio, the scope that catches a region's cancellation records
             # it even when errors leave through it: a child (or the body) that
             # ended with that cancellation was one.  (Trio's error group carried
@@ -392,9 +391,6 @@ class TaskGroup:
             waiter.set_result(None)
 
 
-def _is_scope_cancel(exc: BaseException | None) -> bool:
-    return (isinstance(exc, asyncio.CancelledError) and bool(exc.args)
-            and isinstance(exc.args[0], ScopeCancelMessage))
 
 
 class _GroupScope(CancelScope):

@@ -11,6 +11,7 @@ import asyncio
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._waitqueue import will_raise
 from .scope import CancelScope
 from .task import Task, current_scope_task
 from .token import EventLoopToken, current_token, running_loop
@@ -39,8 +40,7 @@ async def checkpoint_if_cancelled() -> None:
     Unlike ``checkpoint()`` it does not let other tasks run when there is nothing to
     raise.  A pending native ``Task.cancel()`` counts as cancelled too.
     """
-    task = current_scope_task("checkpoint_if_cancelled()")
-    if task._cancelling_scope() is not None or task._must_cancel:
+    if will_raise(current_scope_task("checkpoint_if_cancelled()")):
         await asyncio.sleep(0)  # the checkpoint raises CancelledError
 
 

@@ -35,6 +35,8 @@ from .task import (
     _current_task,
     cancelled_region,
     current_scope_task,
+    is_scope_cancel,
+    own_scope_bounds,
     recheck_soon,
 )
 
@@ -217,9 +219,7 @@ class CancelScope:
             # tells which it was (both can be due in one step).  One that a scope
             # caught is not ours: fail_after's TimeoutError passes unchanged.
             cause = exc.__cause__
-            if (isinstance(cause, CancelledError) and cause.args
-                    and isinstance(cause.args[0], ScopeCancelMessage)
-                    and not getattr(cause, _CAUGHT, False)):
+            if is_scope_cancel(cause) and not getattr(cause, _CAUGHT, False):
                 return None
             return exc
         if isinstance(exc, BaseExceptionGroup):
@@ -515,11 +515,7 @@ def exit_for(scope: CancelScope, task: Task) -> None:
 def _hang(task: Task, scope: CancelScope) -> CancelScope | None:
     """Put ``scope`` above the outermost scope ``task`` entered itself (or make it
     the task's scope if it entered none); returns what was there before."""
-    outermost = None
-    above = task._scope
-    while above is not None and above._host is task:
-        outermost = above
-        above = above._parent
+    outermost, above = own_scope_bounds(task)
     if outermost is None:
         task._scope = scope
     else:

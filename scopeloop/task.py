@@ -58,6 +58,25 @@ class ScopeCancelMessage(str):
     __slots__ = ()
 
 
+def is_scope_cancel(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a scope's CancelledError (level-triggered: the next
+    checkpoint raises it again while the scope is cancelled), not a native one."""
+    return (isinstance(exc, asyncio.CancelledError) and bool(exc.args)
+            and isinstance(exc.args[0], ScopeCancelMessage))
+
+
+def own_scope_bounds(task: asyncio.Task[Any]) -> tuple[CancelScope | None, CancelScope | None]:
+    """``(outermost, spawned_into)``: the outermost scope ``task`` entered itself
+    (None if it is in none of its own), and the scope above it, the one the task was
+    spawned into (None for a task outside every task group)."""
+    outermost = None
+    scope = getattr(task, "_scope", None)  # (a plain asyncio Task has none)
+    while scope is not None and scope._host is task:
+        outermost = scope
+        scope = scope._parent
+    return outermost, scope
+
+
 class Task(asyncio.Task):  # type: ignore[type-arg]
     """An asyncio Task that tracks its innermost cancel scope.
 
@@ -89,9 +108,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         Found from the scope tree rather than stored: the host of the scope this
         task was spawned into.
         """
-        scope = self._scope
-        while scope is not None and scope._host is self:
-            scope = scope._parent
+        scope = own_scope_bounds(self)[1]
         return None if scope is None else scope._host
 
     # -- the ledger: native requests only are visible -------------------------

@@ -41,9 +41,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._waitqueue import will_raise
 from .scope import CancelScope
 from .sync import CapacityLimiter
-from .task import ScopeCancelMessage, Task, current_scope_task
+from .task import Task, current_scope_task, is_scope_cancel
 
 __all__ = ("run_sync", "current_default_thread_limiter")
 
@@ -82,7 +83,7 @@ async def run_sync(func: Callable[..., T], *args: Any, abandon_on_cancel: bool =
     task = current_scope_task("to_thread.run_sync()")
     if not callable(func):
         raise TypeError(f"to_thread.run_sync() expects a callable, not {type(func).__name__}")
-    if task._cancelling_scope() is not None or task._must_cancel:
+    if will_raise(task):
         await asyncio.sleep(0)  # raises CancelledError
     if limiter is None:
         limiter = current_default_thread_limiter()
@@ -171,7 +172,7 @@ class _Job:
                 if abandon_on_cancel:
                     self.abandoned = True
                     raise
-                native = None if _from_scope(exc) else exc
+                native = None if is_scope_cancel(exc) else exc
                 # Only native cancellation passes a shield, so this wait is never
                 # re-interrupted by the scope and costs nothing until the thread ends.
                 with CancelScope(shield=True):
@@ -194,8 +195,6 @@ class _Job:
         return self.result
 
 
-def _from_scope(exc: asyncio.CancelledError) -> bool:
-    return bool(exc.args) and isinstance(exc.args[0], ScopeCancelMessage)
 
 
 class _Pool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._cpython import ASYNCIO_DIR as _ASYNCIO_DIR
 from ..scope import CancelScope
+from ..task import own_scope_bounds
 
 _STACK_DEPTH = 5  # the creation site and up to four callers
 
@@ -124,10 +125,7 @@ def _site_text(site: _Site, short: bool = True) -> str:
 
 def _attach_scope(task: asyncio.Task[Any]) -> CancelScope | None:
     """The scope ``task`` was spawned into (a task group's), or None."""
-    scope = getattr(task, "_scope", None)
-    while scope is not None and scope._host is task:
-        scope = scope._parent
-    return scope
+    return own_scope_bounds(task)[1]
 
 
 def _own_scopes(task: asyncio.Task[Any]) -> list[CancelScope]:
