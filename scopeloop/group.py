@@ -35,6 +35,7 @@ from .scope import (
     open_children,
     record_caught_with_errors,
     transfer,
+    wrong_task_message,
 )
 from .task import (
     _NO_CONTEXT,
@@ -164,8 +165,9 @@ class TaskGroup:
             raise RuntimeError("this TaskGroup is not active: it was never entered "
                                "or has already exited." + asyncgen_hint("task group", scope))
         if asyncio.current_task() is not self._host:
-            raise RuntimeError("a TaskGroup must be exited in the task that entered it."
-                               + asyncgen_hint("task group", scope))
+            assert self._host is not None
+            raise RuntimeError(wrong_task_message("TaskGroup", "async with create_task_group()",
+                                                  self._host) + asyncgen_hint("task group", scope))
         if exc is not None:
             scope.cancel()
             if not isinstance(exc, asyncio.CancelledError):

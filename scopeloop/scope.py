@@ -229,13 +229,9 @@ class CancelScope:
 
     def _exit_misused(self, task: Task) -> None:
         """Report an exit from the wrong task, or out of order (after unwinding)."""
-        current = _current_task()
-        if current is not task:
-            where = f"in {current.get_name()!r}" if current is not None else "outside any task"
-            raise RuntimeError(
-                f"a CancelScope must be exited in the task that entered it "
-                f"({task.get_name()!r}), not {where}; keep each "
-                f"'with CancelScope()' block inside one task." + asyncgen_hint("scope", self))
+        if _current_task() is not task:
+            raise RuntimeError(wrong_task_message("CancelScope", "with CancelScope()", task)
+                               + asyncgen_hint("scope", self))
         inner = task._scope
         still_open = []
         while inner is not None and inner is not self and inner._host is task:
@@ -393,6 +389,14 @@ class CancelScope:
         elif self._deadline != _INF:
             parts.append(f"deadline={self._deadline:.3f}")
         return f"<CancelScope {id(self):x} {' '.join(parts)}>"
+
+
+def wrong_task_message(what: str, block: str, host: Task) -> str:
+    """The error for exiting ``what`` (entered by ``host``) from another task."""
+    current = _current_task()
+    where = f"in {current.get_name()!r}" if current is not None else "outside any task"
+    return (f"a {what} must be exited in the task that entered it ({host.get_name()!r}), "
+            f"not {where}; keep each '{block}' block inside one task.")
 
 
 def _deliver_below(top: CancelScope) -> None:

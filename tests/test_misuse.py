@@ -365,3 +365,22 @@ def test_run_with_bad_main(backend):
         scopeloop.run(coro, 2, backend=backend)
     coro.close()
     assert scopeloop.run(takes_arg, 3, backend=backend) == 3
+
+
+def test_task_group_exit_in_another_task_names_both_and_says_how_to_fix_it(run):
+    async def intruder(group: scopeloop.TaskGroup) -> str:
+        with pytest.raises(RuntimeError) as info:
+            await group.__aexit__(None, None, None)
+        return str(info.value)
+
+    async def main():
+        asyncio.current_task().set_name("owner")
+        async with scopeloop.create_task_group() as group:
+            message = await asyncio.create_task(intruder(group), name="intruder")
+            group.start_soon(asyncio.sleep, 0)  # still open, and still ours
+        return message
+
+    message = run(main)
+    assert "a TaskGroup must be exited in the task that entered it" in message
+    assert "'owner'" in message and "'intruder'" in message
+    assert "keep each 'async with create_task_group()' block inside one task" in message
