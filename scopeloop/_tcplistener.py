@@ -175,8 +175,6 @@ class TCPListener(Listener[SocketStream]):
     async def _serve(self, handler: Callable[[SocketStream], Awaitable[Any]],
                      group: TaskGroup) -> None:
         loop = asyncio.get_running_loop()
-        if self._accepting:
-            raise BusyResourceError("accepting on")
         if _cancel_pending(loop):
             await asyncio.sleep(0)
         if self._closed:

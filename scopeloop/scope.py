@@ -528,12 +528,7 @@ def _hang(task: Task, scope: CancelScope) -> CancelScope | None:
 
 
 def _check_deadline(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"deadline must be a number (loop.time() seconds), "
-                        f"not {type(value).__name__}")
-    if math.isnan(value):
-        raise ValueError("deadline must not be NaN")
-    return float(value)
+    return _check_number(value, "deadline", "(loop.time() seconds)")
 
 
 def _check_shield(value: Any) -> bool:
@@ -543,11 +538,15 @@ def _check_shield(value: Any) -> bool:
 
 
 def _check_delay(delay: Any) -> float:
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-        raise TypeError(f"delay must be a number of seconds, not {type(delay).__name__}")
-    if math.isnan(delay):
-        raise ValueError("delay must not be NaN")
-    return float(delay)
+    return _check_number(delay, "delay", "of seconds")
+
+
+def _check_number(value: Any, name: str, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number {unit}, not {type(value).__name__}")
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    return float(value)
 
 
 class _FailScope(CancelScope):
@@ -559,8 +558,6 @@ class _FailScope(CancelScope):
     cleanup, say) did not finish in time, so it fails; Trio's fail_after would
     raise even if the deadline had not passed.  (README: deliberate differences.)
     """
-
-    __slots__ = ()
 
     # fail_after/fail_at(reason=...): the TimeoutError's message instead of ours.
     _timeout_reason: str | None = None
