@@ -137,7 +137,7 @@ class TaskGroup:
         self._host: Task | None = None
         self._active = False
         self._exited = False
-        # A dict, not a set: spawn order is memory order (see scope._deliver_below).
+        # A dict, not a set: spawn order is memory order (see task.deliver_below).
         self._tasks: dict[Task, None] = {}
         self._errors: list[BaseException] = []
         self._child_cancelled = False

@@ -6,10 +6,13 @@ spawned into).  Scopes are entered and exited by moving the host task's innermos
 pointer, so both are O(1).  This module owns the tree: besides ``__enter__`` and
 ``__exit__``, only its tree operations (``adopt``, ``transfer``, ``interpose``,
 ``enter_for``/``exit_for``, ``open_children``/``close_children``) write its links,
-and task groups, ``start()`` and task handles move tasks and scopes through them.  Cancelling walks down the part of the tree below the
-scope, stopping at shields and at scopes that are already cancelled, and hands each
-task it reaches to ``Task._deliver_scope_cancel``.  No per-iteration work exists:
-a task whose region is cancelled costs nothing until it takes a step.
+and task groups, ``start()`` and task handles move tasks and scopes through them.
+
+Cancelling a scope hands it to ``task.deliver_below``, which walks down the part of
+the tree below it (stopping at shields and at scopes that are already cancelled)
+and has each task it reaches deliver to itself (``Task._deliver_scope_cancel``).  No
+per-iteration work exists: a task whose region is cancelled costs nothing until it
+takes a step.
 
 The scope that swallows a scope-delivered CancelledError is the outermost cancelled
 scope of the region (the one whose parent's cancellation it cannot see, because the
@@ -37,7 +40,7 @@ from .task import (
     current_scope_task,
     is_scope_cancel,
     own_scope_bounds,
-    recheck_soon,
+    deliver_below,
 )
 
 __all__ = (
@@ -266,7 +269,7 @@ class CancelScope:
             self._timer.cancel()
             self._timer = None
         if self._state is _ENTERED:
-            _deliver_below(self)
+            deliver_below(self)
 
     def _note_interruption(self) -> None:
         """A task was interrupted for this scope: a CancelledError reaching its exit,
@@ -366,7 +369,7 @@ class CancelScope:
         self._shield = value
         if (not value and self._state is _ENTERED and not self._cancel_called
                 and self._parent is not None and self._parent._effectively_cancelled()):
-            _deliver_below(self)
+            deliver_below(self)
 
     @property
     def cancel_called(self) -> bool:
@@ -397,57 +400,6 @@ def wrong_task_message(what: str, block: str, host: Task) -> str:
     where = f"in {current.get_name()!r}" if current is not None else "outside any task"
     return (f"a {what} must be exited in the task that entered it ({host.get_name()!r}), "
             f"not {where}; keep each '{block}' block inside one task.")
-
-
-def _deliver_below(top: CancelScope) -> None:
-    """Deliver cancellation to every task that ``top``'s cancellation now reaches.
-
-    Walks the host's scopes nested in ``top`` and, through the tasks spawned into
-    each of them, their scopes in turn; a shield or an already cancelled scope ends
-    a branch (the latter's tasks were reached when it was cancelled).  A group's
-    children are visited in spawn order, which is their order in memory: visiting
-    ten thousand of them in hash order costs twice as much in cache misses, for the
-    walk and for every wake-up it queues.
-    """
-    host = top._host
-    assert host is not None
-    if top._spawned is None and host._scope is top:
-        host._deliver_scope_cancel()  # the common case: a scope with no children
-        return
-    batch: list[Task] = []
-    expand: list[CancelScope] = [top] if top._spawned else []
-    _reach(host, top, expand, batch)
-    while expand:
-        scope = expand.pop()
-        for child in tuple(scope._spawned):  # type: ignore[arg-type]
-            if child._scope is scope:
-                child._deliver_scope_cancel(batch)  # the common case: a group's child
-            else:
-                _reach(child, scope, expand, batch)
-    recheck_soon(host._loop, batch)
-
-
-def _reach(task: Task, root: CancelScope, expand: list[CancelScope],
-           batch: list[Task]) -> None:
-    """Deliver to ``task`` if ``root``'s cancellation reaches it through the scopes it
-    entered inside ``root``; queue those of them that have children to ``expand``."""
-    # One pass from the innermost scope outwards: a shield or an already cancelled
-    # scope keeps the cancellation from the task and from every scope inside it.
-    blocked = False
-    reached: list[CancelScope] = []
-    scope = task._scope
-    while scope is not None and scope is not root:
-        if scope._shield or scope._cancel_called:
-            blocked = True
-            reached.clear()
-        elif scope._spawned:
-            reached.append(scope)
-        scope = scope._parent
-    if scope is not root:
-        return  # left the region already (e.g. moved by TaskGroup.start)
-    expand.extend(reached)
-    if not blocked:
-        task._deliver_scope_cancel(batch)
 
 
 # -- the tree's operations ----------------------------------------------------------
