@@ -31,6 +31,9 @@ class _ScopeLoopMixin:
     scopeloop_backend: str
     # Task groups read this (an attribute, not a method call) on every spawn.
     _no_task_factory = True
+    # The scope a child is being spawned into through a task factory (set and
+    # cleared by task.create_task_in, read by an eager task before its first step).
+    _spawn_scope: Any = None
 
     def set_task_factory(self, factory: Any) -> None:
         """Set the task factory, as on the backend loop (None: scopeloop Tasks)."""
