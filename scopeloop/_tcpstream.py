@@ -219,6 +219,15 @@ class SocketStream(ByteStream):
         sock = _validate_socket(sock_or_fd, require_connected=True)
         return await _wrap(asyncio.get_running_loop(), sock, accepted=False)
 
+    def _speak_tls(self, transport: asyncio.Transport, close_notify: bool) -> None:
+        """Go on over ``transport``, the TLS transport the loop's ``start_tls()`` put
+        on top of ours; ``close_notify``: whether ``aclose()`` sends it first."""
+        # start_tls() does not call connection_made() again: point both at it.
+        self._protocol.transport = transport
+        transport.set_write_buffer_limits(0)
+        self._transport = transport
+        self._tls_close_notify = close_notify
+
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Receive up to ``max_bytes`` bytes, waiting until at least one arrives.
 

@@ -131,11 +131,7 @@ async def _start_tls(loop: asyncio.AbstractEventLoop, stream: SocketStream,
     if transport is None:  # pragma: no cover - only if the loop closed meanwhile
         stream._transport.abort()
         raise BrokenResourceError("the connection closed during the TLS handshake")
-    # start_tls() does not call connection_made() again: point both at the new transport.
-    protocol.transport = transport
-    transport.set_write_buffer_limits(0)
-    stream._transport = transport
-    stream._tls_close_notify = close_notify
+    stream._speak_tls(transport, close_notify)
 
 
 async def _attempt(loop: asyncio.AbstractEventLoop, target: tuple[int, SockAddr],
