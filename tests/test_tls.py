@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,38 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         pass
     finally:
         writer.close()
+
+
+@contextlib.contextmanager
+def tls_peer(serve_one: Callable[[ssl.SSLSocket], None], *,
+             suppress_ragged_eofs: bool = True) -> Iterator[tuple[int, threading.Thread]]:
+    """A blocking TLS server in a thread, for one connection: ``serve_one`` gets the
+    wrapped socket.  Yields the port and the thread (joined, then the port closed, on
+    leaving)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept_one() -> None:
+        conn, _ = listener.accept()
+        with server_context().wrap_socket(conn, server_side=True,
+                                          suppress_ragged_eofs=suppress_ragged_eofs) as tls:
+            serve_one(tls)
+
+    thread = threading.Thread(target=accept_one)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], thread
+    finally:
+        thread.join(timeout=40)
+        listener.close()
+
+
+async def receive_to_the_end(stream: scopeloop.SocketStream) -> bytes:
+    """Everything ``stream`` receives; the end must be an EndOfStream."""
+    data = b""
+    with pytest.raises(EndOfStream):
+        while True:
+            data += await stream.receive()
+    return data
 
 
 def test_a_tls_round_trip_with_a_megabyte_each_way(run: Run) -> None:
@@ -159,36 +192,26 @@ def test_aclose_sends_close_notify_only_when_standard_compatible(
     suppressed, so that it tells the two apart on either backend (uvloop's own TLS
     server reports both as a clean EOF).
     """
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     outcome: list[str] = []
 
-    def peer() -> None:
-        conn, _ = listener.accept()
-        with server_context().wrap_socket(conn, server_side=True,
-                                          suppress_ragged_eofs=False) as tls:
-            data = b""
-            try:
-                while chunk := tls.recv(65536):
-                    data += chunk
-                outcome.append(f"clean EOF after {data!r}")
-            except (ssl.SSLEOFError, ConnectionError) as exc:
-                outcome.append(type(exc).__name__)
+    def peer(tls: ssl.SSLSocket) -> None:
+        data = b""
+        try:
+            while chunk := tls.recv(65536):
+                data += chunk
+            outcome.append(f"clean EOF after {data!r}")
+        except (ssl.SSLEOFError, ConnectionError) as exc:
+            outcome.append(type(exc).__name__)
 
-    async def main() -> None:
+    async def main(port: int) -> None:
         stream = await connect_tcp("127.0.0.1", port, ssl_context=client_context(),
                                    tls_hostname="localhost",
                                    tls_standard_compatible=standard_compatible)
         await stream.send(b"bye")
         await stream.aclose()
 
-    thread = threading.Thread(target=peer)
-    thread.start()
-    try:
-        run(main)
-    finally:
-        thread.join(timeout=30)
-        listener.close()
+    with tls_peer(peer, suppress_ragged_eofs=False) as (port, thread):
+        run(main, port)
     assert not thread.is_alive(), "the peer never saw the connection end"
     if standard_compatible:
         assert outcome == ["clean EOF after b'bye'"]
@@ -208,10 +231,7 @@ def test_receive_after_the_server_closes_is_end_of_stream(run: Run) -> None:
         async with server:
             async with await connect_tcp("127.0.0.1", port, ssl_context=client_context(),
                                          tls_hostname="localhost") as stream:
-                data = b""
-                with pytest.raises(EndOfStream):
-                    while True:
-                        data += await stream.receive()
+                data = await receive_to_the_end(stream)
                 with pytest.raises(NotImplementedError, match="half-close"):
                     await stream.send_eof()
         return data
@@ -280,24 +300,20 @@ def test_a_cancelled_close_aborts_a_tls_shutdown_the_peer_never_answers(run: Run
     The peer reads our close_notify but never answers it, then waits for the TCP
     connection to end; the test waits (at most 10 s) for the peer to see that.
     """
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     connection_ended: concurrent.futures.Future[str] = concurrent.futures.Future()
 
-    def peer() -> None:
-        conn, _ = listener.accept()
-        with server_context().wrap_socket(conn, server_side=True) as tls:
-            try:
-                while tls.recv(65536):
-                    pass
-                with socket.socket(fileno=os.dup(tls.fileno())) as raw:
-                    raw.settimeout(30)
-                    ending = raw.recv(1)
-                connection_ended.set_result(f"FIN {ending!r}")
-            except OSError as exc:
-                connection_ended.set_result(type(exc).__name__)
+    def peer(tls: ssl.SSLSocket) -> None:
+        try:
+            while tls.recv(65536):
+                pass
+            with socket.socket(fileno=os.dup(tls.fileno())) as raw:
+                raw.settimeout(30)
+                ending = raw.recv(1)
+            connection_ended.set_result(f"FIN {ending!r}")
+        except OSError as exc:
+            connection_ended.set_result(type(exc).__name__)
 
-    async def main() -> tuple[str, bool, int]:
+    async def main(port: int) -> tuple[str, bool, int]:
         stream = await connect_tcp("127.0.0.1", port, ssl_context=client_context(),
                                    tls_hostname="localhost")
         async with scopeloop.create_task_group() as tg:
@@ -310,13 +326,8 @@ def test_a_cancelled_close_aborts_a_tls_shutdown_the_peer_never_answers(run: Run
         assert task is not None
         return ending, stream._protocol.lost, task.cancelling()
 
-    thread = threading.Thread(target=peer)
-    thread.start()
-    try:
-        ending, lost, cancelling = run(main)
-    finally:
-        thread.join(timeout=40)
-        listener.close()
+    with tls_peer(peer) as (port, _):
+        ending, lost, cancelling = run(main, port)
     assert ending in ("FIN b''", "ConnectionResetError")
     assert (lost, cancelling) == (True, 0)
 
@@ -330,31 +341,16 @@ def test_the_end_of_a_tls_stream_is_end_of_stream_with_or_without_close_notify(
     cannot tell the two apart; what must hold is that the data arrives and the end is
     an EndOfStream rather than a hang or a BrokenResourceError on a clean close.
     """
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def peer() -> None:
-        conn, _ = listener.accept()
-        tls = server_context().wrap_socket(conn, server_side=True)
+    def peer(tls: ssl.SSLSocket) -> None:
         tls.sendall(b"last words")
         if peer_sends_close_notify:
             tls.unwrap().close()
-        else:
-            tls.close()  # just the TCP FIN: no close_notify
+        # else: leaving tls_peer closes it with just the TCP FIN, no close_notify
 
-    async def main() -> bytes:
+    async def main(port: int) -> bytes:
         async with await connect_tcp("127.0.0.1", port, ssl_context=client_context(),
                                      tls_hostname="localhost") as stream:
-            data = b""
-            with pytest.raises(EndOfStream):
-                while True:
-                    data += await stream.receive()
-            return data
+            return await receive_to_the_end(stream)
 
-    thread = threading.Thread(target=peer)
-    thread.start()
-    try:
-        assert run(main) == b"last words"
-    finally:
-        thread.join(timeout=30)
-        listener.close()
+    with tls_peer(peer) as (port, _):
+        assert run(main, port) == b"last words"
