@@ -190,7 +190,6 @@ class TaskGroup:
                     if cancelled is None:
                         cancelled = cancel
                     scope.cancel()
-            exempt_wait(host, None)
             self._waiter = None
         self._active = False
         self._exited = True
@@ -312,7 +311,6 @@ class TaskGroup:
                     if native is None:
                         native = cancel
                     ready = status._forward_native()
-            exempt_wait(host, None)
             value = status._outcome(native)
             if return_handle:
                 assert status._task is not None
@@ -515,14 +513,11 @@ class _StartStatus:
         try:
             task = self._task = _spawn_into(starter, coro, name)
         except BaseException:
-            self._leave()
+            exit_for(starter, caller)
             raise
         if not self._moved:  # (an eager task may have started in its first step)
             task.add_done_callback(self._child_done, context=_NO_CONTEXT)
         return ready
-
-    def _leave(self) -> None:
-        exit_for(self._starter, self._caller)
 
     def _forward_native(self) -> asyncio.Future[None]:
         """A native cancel of the caller interrupted the wait: cancel the task too.
@@ -540,7 +535,7 @@ class _StartStatus:
 
     def _outcome(self, native: asyncio.CancelledError | None) -> Any:
         """What ``start()`` returns or raises once the wait is over."""
-        self._leave()
+        exit_for(self._starter, self._caller)
         if native is not None:
             raise native
         if self._moved:

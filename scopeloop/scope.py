@@ -428,7 +428,12 @@ def transfer(task: Task, scope: CancelScope, source: CancelScope | None = None) 
     """
     if source is not None:
         source._spawned.pop(task, None)  # type: ignore[union-attr]
-    _hang(task, scope)
+        if task._scope is source:
+            task._scope = scope  # the common case: no scopes of its own to walk past
+        else:
+            _hang(task, scope)
+    else:
+        _hang(task, scope)
     scope._spawned[task] = None  # type: ignore[index]
     if cancelled_region(task._scope) is not None:
         task._deliver_scope_cancel()

@@ -105,7 +105,9 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     _scope_pending: object = None  # a queued re-check, or the future we cancelled
     # A future this task waits on that scope cancellation must not interrupt (a task
     # group waiting for its children, start() waiting for started()): the cheap
-    # equivalent of a shield around one await.  Set and cleared by the waiter.
+    # equivalent of a shield around one await.  Set by the waiter; it needs no
+    # clearing, since it only matters while it is the future the task is blocked on
+    # (``_fut_waiter``), and a done future is never that again.
     _scope_exempt: object = None
 
     @property
@@ -261,9 +263,9 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         self._scope_owned = 0
 
 
-def exempt_wait(task: Task, waiter: asyncio.Future[Any] | None) -> None:
+def exempt_wait(task: Task, waiter: asyncio.Future[Any]) -> None:
     """While ``task`` awaits ``waiter``, scope cancellation leaves the wait alone
-    (a task group's exit, start()); None when the wait is over."""
+    (a task group's exit, start()).  The exemption ends with the wait."""
     task._scope_exempt = waiter
 
 
