@@ -34,6 +34,9 @@ class _ScopeLoopMixin:
     # The scope a child is being spawned into through a task factory (set and
     # cleared by task.create_task_in, read by an eager task before its first step).
     _spawn_scope: Any = None
+    # False: AnyIO code in this loop's tasks keeps AnyIO's own cancel scopes
+    # (new_event_loop(anyio_bridge=False); read by scopeloop.anyio_compat).
+    _anyio_bridge = True
 
     def set_task_factory(self, factory: Any) -> None:
         """Set the task factory, as on the backend loop (None: scopeloop Tasks)."""
