@@ -64,6 +64,7 @@ import sniffio
 import scopeloop
 
 from . import lowlevel, to_thread
+from ._backends import running_loops
 from ._waitqueue import running_task
 from .group import TaskGroup, _GroupScope
 from .scope import CancelScope, current_effective_deadline
@@ -83,6 +84,7 @@ _saved: dict[str, Any] = {}
 # name -> the original classmethod, bound (what a task outside scopeloop gets)
 _original: dict[str, Any] = {}
 _claim_worker_thread: Any = None
+_stock_scope_class: Any = None  # anyio._backends._asyncio.CancelScope
 _backend_class: Any = None
 _warned = False
 # uninstall() was called: the automatic switch-on (at loop creation) stays off
@@ -96,6 +98,9 @@ def _on_bridged_loop(task: object) -> bool:
 
 
 def _current() -> object:
+    """The running task, if it may be a scopeloop loop's (else None)."""
+    if not running_loops:
+        return None
     try:
         return running_task()
     except RuntimeError:  # no running loop: AnyIO's own code decides what that means
@@ -157,18 +162,22 @@ def _task_info(task: asyncio.Task[Any]) -> anyio.TaskInfo:
 
 def _create_cancel_scope(cls: type, *, deadline: float = _INF,
                          shield: bool = False) -> anyio.CancelScope:
-    # The hot path of every `with anyio.CancelScope()` on every loop: inlined checks.
-    try:
-        task = running_task()
-    except RuntimeError:
-        task = None
-    if isinstance(task, Task) and getattr(task._loop, "_anyio_bridge", False):
-        scope = object.__new__(_AnyIOScope)
-        if deadline != _INF or shield:
-            CancelScope.__init__(scope, deadline=deadline, shield=shield)
-        return scope
-    return _original["create_cancel_scope"](  # type: ignore[no-any-return]
-        deadline=deadline, shield=shield)
+    # The hot path of every `with anyio.CancelScope()` on every loop.  While no
+    # scopeloop loop runs, one set's truth value decides (on 3.11, looking up the
+    # running loop costs a getpid() system call, more than the 5% issue 16 allows).
+    if running_loops:
+        try:
+            task = running_task()
+        except RuntimeError:
+            task = None
+        if isinstance(task, Task) and getattr(task._loop, "_anyio_bridge", False):
+            scope = object.__new__(_AnyIOScope)
+            if deadline != _INF or shield:
+                CancelScope.__init__(scope, deadline=deadline, shield=shield)
+            return scope
+    # What the original classmethod does (its whole body), without its call: that
+    # second Python frame would cost as much again.
+    return _stock_scope_class(deadline=deadline, shield=shield)  # type: ignore[no-any-return]
 
 
 def _current_effective_deadline(cls: type) -> float:
@@ -316,7 +325,7 @@ def install() -> bool:
     not one of ``SUPPORTED``; AnyIO is then left untouched.  scopeloop loops call
     this themselves (see ``new_event_loop(anyio_bridge=...)``).
     """
-    global _opted_out, _claim_worker_thread, _backend_class
+    global _opted_out, _claim_worker_thread, _backend_class, _stock_scope_class
     _opted_out = False
     if _saved:
         return True
@@ -333,6 +342,7 @@ def install() -> bool:
                    f"(set {ENV_VAR}=0 to silence this warning)")
         return False
     _claim_worker_thread = _eventloop.claim_worker_thread
+    _stock_scope_class = _asyncio.CancelScope
     _backend_class = backend
     for name, replacement in _PATCHES.items():
         _saved[name] = vars(backend)[name]
