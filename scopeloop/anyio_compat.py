@@ -70,7 +70,7 @@ from .group import TaskGroup, _GroupScope
 from .scope import CancelScope, current_effective_deadline
 from .task import Task
 
-__all__ = ("install", "uninstall", "is_installed", "SUPPORTED")
+__all__ = ("SUPPORTED", "install", "is_installed", "uninstall")
 
 T = TypeVar("T")
 
