@@ -90,6 +90,9 @@ _warned = False
 # uninstall() was called: the automatic switch-on (at loop creation) stays off
 # until install() is called again.
 _opted_out = False
+# install() refused (an unsupported AnyIO): loops created later do not ask again
+# (reading the installed version costs a metadata lookup).
+_refused = False
 
 
 def _on_bridged_loop(task: object) -> bool:
@@ -325,10 +328,11 @@ def install() -> bool:
     not one of ``SUPPORTED``; AnyIO is then left untouched.  scopeloop loops call
     this themselves (see ``new_event_loop(anyio_bridge=...)``).
     """
-    global _opted_out, _claim_worker_thread, _backend_class, _stock_scope_class
+    global _opted_out, _refused, _claim_worker_thread, _backend_class, _stock_scope_class
     _opted_out = False
     if _saved:
         return True
+    _refused = True  # (until it succeeds)
     if not _version_supported():
         return False
     from anyio._backends import _asyncio
@@ -348,6 +352,7 @@ def install() -> bool:
         _saved[name] = vars(backend)[name]
         _original[name] = getattr(backend, name)
         setattr(backend, name, classmethod(replacement))
+    _refused = False
     return True
 
 
@@ -373,5 +378,5 @@ def is_installed() -> bool:
 
 def _install_automatically() -> None:
     """Called when a scopeloop loop is created (or AnyIO's backend is imported after)."""
-    if not _saved and not _opted_out and os.environ.get(ENV_VAR, "") != "0":
+    if not (_saved or _opted_out or _refused) and os.environ.get(ENV_VAR, "") != "0":
         install()
