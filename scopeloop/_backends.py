@@ -24,6 +24,12 @@ except ImportError:  # not installed, or not supported on this platform
     _uvloop = None
 
 
+# The scopeloop loops running now, in any thread: while there are none, no task is a
+# scopeloop loop's, which the AnyIO bridge's checks on stock loops rely on (a set:
+# add and discard are atomic for loops running in several threads).
+running_loops: set[Any] = set()
+
+
 class _ScopeLoopMixin:
     """What a backend loop needs to host scope-aware tasks."""
 
@@ -34,6 +40,9 @@ class _ScopeLoopMixin:
     # The scope a child is being spawned into through a task factory (set and
     # cleared by task.create_task_in, read by an eager task before its first step).
     _spawn_scope: Any = None
+    # False: AnyIO code in this loop's tasks keeps AnyIO's own cancel scopes
+    # (new_event_loop(anyio_bridge=False); read by scopeloop.anyio_compat).
+    _anyio_bridge = True
 
     def set_task_factory(self, factory: Any) -> None:
         """Set the task factory, as on the backend loop (None: scopeloop Tasks)."""
@@ -86,9 +95,11 @@ class _ScopeLoopMixin:
         # this thread while the loop runs (worker threads are not affected).
         previous = _sniffio_thread.name
         _sniffio_thread.name = "asyncio"
+        running_loops.add(self)
         try:
             super().run_forever()  # type: ignore[misc]
         finally:
+            running_loops.discard(self)
             _sniffio_thread.name = previous
 
 

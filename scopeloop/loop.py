@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from . import _anyio_hook
 from ._backends import AsyncioEventLoop, _uvloop
 
 try:
@@ -27,6 +28,7 @@ __all__ = ("new_event_loop", "EventLoopPolicy", "BACKENDS", "default_backend")
 BACKENDS = ("uvloop", "asyncio")
 _ENV_BACKEND = "SCOPELOOP_BACKEND"
 _ENV_DEBUG = "SCOPELOOP_DEBUG"
+_ENV_ANYIO_BRIDGE = "SCOPELOOP_ANYIO_BRIDGE"
 
 
 def default_backend() -> str:
@@ -54,14 +56,17 @@ def _debug_from_env() -> bool:
     return os.environ.get(_ENV_DEBUG, "") not in ("", "0")
 
 
-def new_event_loop(backend: str | None = None, *, debug: bool | None = None
-                   ) -> asyncio.AbstractEventLoop:
+def new_event_loop(backend: str | None = None, *, debug: bool | None = None,
+                   anyio_bridge: bool | None = None) -> asyncio.AbstractEventLoop:
     """Create a new scopeloop event loop.
 
     ``backend`` is ``"uvloop"`` (the default where uvloop is installed) or
     ``"asyncio"`` (the stdlib selector loop); when None, the environment variable
     ``SCOPELOOP_BACKEND`` decides.  ``debug=True`` (or ``SCOPELOOP_DEBUG=1``) turns
     on asyncio's debug mode and scopeloop's diagnostics (see scopeloop.diagnostics).
+    ``anyio_bridge=False`` (or ``SCOPELOOP_ANYIO_BRIDGE=0``) keeps AnyIO's own asyncio
+    cancel scopes on this loop; by default AnyIO code in its tasks uses scopeloop's
+    (see scopeloop.anyio_compat).
     """
     name = _resolve_backend(backend)
     if debug is None:
@@ -77,6 +82,12 @@ def new_event_loop(backend: str | None = None, *, debug: bool | None = None
         loop = UVLoopEventLoop()
     else:
         loop = AsyncioEventLoop()
+    if anyio_bridge is None:
+        anyio_bridge = os.environ.get(_ENV_ANYIO_BRIDGE, "") != "0"
+    if anyio_bridge:
+        _anyio_hook.arrange()
+    else:
+        loop._anyio_bridge = False  # type: ignore[union-attr]
     return loop
 
 

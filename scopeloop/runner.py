@@ -43,9 +43,11 @@ class Runner:
     cancels what is left, shuts down async generators and the default executor.
     """
 
-    def __init__(self, *, backend: str | None = None, debug: bool | None = None) -> None:
+    def __init__(self, *, backend: str | None = None, debug: bool | None = None,
+                 anyio_bridge: bool | None = None) -> None:
         self._runner = asyncio.Runner(
-            debug=debug, loop_factory=functools.partial(new_event_loop, backend, debug=debug))
+            debug=debug, loop_factory=functools.partial(new_event_loop, backend, debug=debug,
+                                                        anyio_bridge=anyio_bridge))
         self._root: CancelScope | None = None
         self._interrupts = 0
         # Set by the SIGINT that abandons the loop (_abandoning), and once it is done;
@@ -297,13 +299,15 @@ def _drain(sock: socket.socket) -> None:
 
 
 def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any,
-        backend: str | None = None, debug: bool | None = None) -> T:
+        backend: str | None = None, debug: bool | None = None,
+        anyio_bridge: bool | None = None) -> T:
     """Run ``main(*args)`` on a new scopeloop loop and return its result.
 
     ``main`` is an async function (called with ``args``) or a coroutine object.
     ``backend`` is "uvloop" or "asyncio" (default: uvloop where installed, or the
     ``SCOPELOOP_BACKEND`` environment variable).  Ctrl+C cancels the program's root
     scope, lets shielded cleanup finish, then raises KeyboardInterrupt.
+    ``anyio_bridge``: see ``new_event_loop``.
     """
-    with Runner(backend=backend, debug=debug) as runner:
+    with Runner(backend=backend, debug=debug, anyio_bridge=anyio_bridge) as runner:
         return runner.run(main, *args)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 import sniffio
 from aiohttp_app import FIRST_CHUNK, STATE, make_app, serve
 
@@ -83,11 +82,10 @@ def test_stream_cancelled_mid_response(run_app: Callable[..., Any]) -> None:
     run_app(main)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: httpcore closes a half-read connection inside anyio.CancelScope(shield=True); "
-    "AnyIO's shield is invisible to scopeloop's scope delivery, so the close is interrupted "
-    "and the connection stays ACTIVE in the pool until the client closes"))
 def test_stream_cancelled_by_scope_releases_connection(run_app: Callable[..., Any]) -> None:
+    """httpcore closes a half-read connection inside anyio.CancelScope(shield=True);
+    with the AnyIO bridge that shield holds against scopeloop's scope, so the close
+    completes and the server sees the client go."""
     async def main() -> None:
         app = make_app()
         async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
