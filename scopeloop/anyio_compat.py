@@ -33,7 +33,7 @@ are ``asyncio.sleep``, which already is scopeloop's checkpoint in a scopeloop Ta
 and the last works once the worker is marked.  Any other task, and every stock loop,
 gets the original classmethod (one type check per call is the whole cost).
 
-AnyIO internals relied on (checked with AnyIO 4.14 to 4.16.0, see ``SUPPORTED``):
+AnyIO internals relied on (checked with AnyIO 4.16.0; ``SUPPORTED`` accepts 4.14-4.16):
 the ``AsyncIOBackend`` classmethods above and their signatures, that
 ``anyio.CancelScope()``, ``create_task_group()``, ``lowlevel`` and ``to_thread``/
 ``from_thread`` reach the backend through ``get_async_backend()``, that the backend's
