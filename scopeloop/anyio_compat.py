@@ -165,8 +165,9 @@ def _task_info(task: asyncio.Task[Any]) -> anyio.TaskInfo:
 
 def _create_cancel_scope(cls: type, *, deadline: float = _INF,
                          shield: bool = False) -> anyio.CancelScope:
-    # The hot path of every `with anyio.CancelScope()` on every loop.  While no
-    # scopeloop loop runs, one set's truth value decides (on 3.11, looking up the
+    # The hot path of every `with anyio.CancelScope()` on every loop, so
+    # _on_bridged_loop(_current()) is written out here (a marked copy: keep them in
+    # sync).  While no scopeloop loop runs, one set's truth value decides (on 3.11, looking up the
     # running loop costs a getpid() system call, more than the 5% issue 16 allows).
     if running_loops:
         try:
@@ -256,7 +257,7 @@ def _in_anyio_worker(loop: asyncio.AbstractEventLoop, func: Callable[..., T],
 
 
 def _in_scopeloop_worker() -> bool:
-    return getattr(to_thread._local, "job", None) is not None
+    return to_thread.current_job() is not None
 
 
 def _check_cancelled(cls: type) -> None:

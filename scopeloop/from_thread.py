@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from .portal import BlockingPortal, BlockingPortalProvider, start_blocking_portal
 from .scope import CancelScope
-from .to_thread import _Job, _local
+from .to_thread import _Job, current_job
 from .token import EventLoopToken, NoEventLoopError, schedule
 
 __all__ = ("run", "run_sync", "check_cancelled", "BlockingPortal", "BlockingPortalProvider",
@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 
 def _current_job(api: str) -> _Job:
-    job: _Job | None = getattr(_local, "job", None)
+    job = current_job()
     if job is None:
         raise NoEventLoopError(
             f"from_thread.{api} can only be called from a worker thread started by "
@@ -63,7 +63,7 @@ def _token_job(token: EventLoopToken, api: str) -> _Job | None:
     if not isinstance(token, EventLoopToken):
         raise TypeError(f"token must be an EventLoopToken (from lowlevel.current_token()), "
                         f"not {type(token).__name__}")
-    job: _Job | None = getattr(_local, "job", None)
+    job = current_job()
     if job is not None and job.loop is token.loop:
         return job
     if asyncio._get_running_loop() is token.loop:

@@ -56,6 +56,12 @@ _IDLE_SECONDS = 10.0
 # The job the current worker thread is running (read by from_thread).
 _local = threading.local()
 
+
+def current_job() -> _Job | None:
+    """The job of the scopeloop worker thread this is, or None in any other thread."""
+    job: _Job | None = getattr(_local, "job", None)
+    return job
+
 _default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = (
     weakref.WeakKeyDictionary())
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()

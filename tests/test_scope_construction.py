@@ -1,6 +1,7 @@
 """The scopes built without ``__init__`` are complete CancelScopes.
 
-``move_on_after``/``fail_after`` and ``start()``'s starter build their scope with
+``move_on_after``/``fail_after``, ``start()``'s starter and the AnyIO bridge's
+``anyio.CancelScope()`` build their scope with
 ``object.__new__`` (a Python-level ``__init__`` call is measurable on hot paths), so
 they rely on every attribute a scope reads having a class-level default.  These
 tests fail if an attribute is added that only ``__init__`` sets, or if a fast-built
@@ -18,6 +19,7 @@ import pytest
 
 import scopeloop
 from scopeloop import CancelScope
+from scopeloop import anyio_compat
 from scopeloop import group as group_module
 from scopeloop import scope as scope_module
 
@@ -25,21 +27,25 @@ FAST_BUILT = {
     "move_on_after": lambda: scopeloop.move_on_after(None),
     "fail_after": lambda: scopeloop.fail_after(None),
     "starter": group_module._new_scope,
+    # The AnyIO bridge's anyio.CancelScope() and a bridged group's scope.
+    "anyio bridge": lambda: object.__new__(anyio_compat._AnyIOScope),
+    "anyio bridge group": lambda: anyio_compat._AnyIOTaskGroup().cancel_scope,
 }
 
 
 def _attributes_set_in_methods(cls: type) -> set[str]:
     names: set[str] = set()
     for klass in cls.__mro__:
-        if klass is object:
-            continue
+        if not klass.__module__.startswith("scopeloop"):
+            continue  # (object, and AnyIO's bases of the bridge's scopes)
         source = inspect.getsource(klass)
         names |= set(re.findall(r"\bself\.(_[a-z_]+)\s*(?::[^=]+)?=(?!=)", source))
     return names
 
 
 @pytest.mark.parametrize("cls", [CancelScope, scope_module._FailScope,
-                                 group_module._StarterScope, group_module._GroupScope],
+                                 group_module._StarterScope, group_module._GroupScope,
+                                 anyio_compat._AnyIOScope, anyio_compat._AnyIOGroupScope],
                          ids=lambda cls: cls.__name__)
 def test_every_attribute_a_scope_writes_has_a_class_default(cls: type) -> None:
     missing = sorted(name for name in _attributes_set_in_methods(cls)
