@@ -542,6 +542,45 @@ def test_opted_out_loop_and_stock_loop_keep_anyio_s_scopes(backend: str) -> None
     assert asyncio.run(stock()) == (_asyncio.CancelScope, _asyncio.TaskGroup)
 
 
+@pytest.mark.parametrize("loop", ["scopeloop", "stock"])
+@pytest.mark.parametrize("checkpoint", ["lowlevel.checkpoint", "sleep(0)"])
+def test_checkpoint_yields_and_raises_on_every_loop(run: Callable[..., Any], loop: str,
+                                                    checkpoint: str) -> None:
+    """The bridge's checkpoint and sleep(0) (one bare yield, on every loop) let the
+    other tasks run and raise in a cancelled scope, and sleep(delay > 0) still sleeps."""
+    assert anyio_compat.install()
+    pause = anyio.lowlevel.checkpoint if checkpoint == "lowlevel.checkpoint" else (
+        lambda: anyio.sleep(0))
+
+    async def program() -> Observed:
+        obs: Observed = {}
+        ran: list[str] = []
+
+        async def other() -> None:
+            ran.append("other")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            await pause()
+            obs["other ran during the checkpoint"] = ran == ["other"]
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await pause()
+            obs["reached after the cancelled checkpoint"] = True
+        obs["caught"] = scope.cancelled_caught
+        waited = anyio.current_time()
+        await anyio.sleep(0.02)
+        obs["sleep(0.02) slept"] = anyio.current_time() - waited >= 0.02
+        return obs
+
+    expected = {"other ran during the checkpoint": True, "caught": True,
+                "sleep(0.02) slept": True}
+    if loop == "scopeloop":
+        assert run(program) == expected
+    else:
+        assert asyncio.run(program()) == expected
+
+
 def test_install_uninstall_round_trip() -> None:
     from anyio._backends._asyncio import AsyncIOBackend
 

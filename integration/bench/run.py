@@ -61,6 +61,10 @@ class Column:
     title: str
     family: str
     uvloop: bool
+    # AnyIO's columns only: which loop anyio.run() gets, "stock" (asyncio's or
+    # uvloop's own), "scopeloop" (a scopeloop loop with the AnyIO bridge off: AnyIO's
+    # own emulation) or "bridge" (a scopeloop loop with the bridge on).
+    loop: str = "stock"
 
 
 COLUMNS = (
@@ -72,8 +76,19 @@ COLUMNS = (
     Column("anyio-uvloop", "anyio/uv", "anyio", True),
     Column("trio", "trio", "trio", False),
 )
-COLUMN = {c.key: c for c in COLUMNS}
-assert all(c.family in FAMILIES for c in COLUMNS)
+# AnyIO's API on scopeloop loops, without and with the AnyIO bridge (issue 16): run
+# with --bridge (the default columns are the seven above).
+BRIDGE_COLUMNS = (
+    Column("anyio-sl", "anyio/sl", "anyio", False, "scopeloop"),
+    Column("anyio-sl-bridge", "anyio/sl+br", "anyio", False, "bridge"),
+    Column("anyio-sl-uv", "anyio/sl-uv", "anyio", True, "scopeloop"),
+    Column("anyio-sl-uv-bridge", "anyio/sl-uv+br", "anyio", True, "bridge"),
+)
+COLUMN = {c.key: c for c in COLUMNS + BRIDGE_COLUMNS}
+assert all(c.family in FAMILIES for c in COLUMN.values())
+# What --bridge measures: AnyIO's stock columns, its bridge columns, these workloads.
+BRIDGE_RUN = ("anyio", "anyio-uvloop") + tuple(c.key for c in BRIDGE_COLUMNS)
+BRIDGE_WORKLOADS = ("scope", "group-10", "checkpoint", "ping-pong")
 
 # (scopeloop column, the column it is compared with, what the comparison is)
 COMPARISONS = (
@@ -82,6 +97,13 @@ COMPARISONS = (
     ("sl-asyncio", "anyio", "anyio"),
     ("sl-uvloop", "anyio-uvloop", "anyio"),
     ("sl-asyncio", "trio", "trio"),
+    # AnyIO code on scopeloop loops against AnyIO on the stock loop of its backend:
+    # with the bridge it must be faster ("bridge"); without it, what AnyIO's own
+    # emulation costs there ("anyio-on-sl", no goal).
+    ("anyio-sl-bridge", "anyio", "bridge"),
+    ("anyio-sl-uv-bridge", "anyio-uvloop", "bridge"),
+    ("anyio-sl", "anyio", "anyio-on-sl"),
+    ("anyio-sl-uv", "anyio-uvloop", "anyio-on-sl"),
 )
 
 _REPS, _QUICK_REPS = 5, 3
@@ -103,6 +125,8 @@ _DEBUG_VARIABLES = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC",
 def _missing_library(column: Column) -> str | None:
     needed = {"scopeloop": ["scopeloop"], "asyncio": [], "anyio": ["anyio"],
               "trio": ["trio"]}[column.family]
+    if column.loop != "stock":
+        needed.append("scopeloop")
     if column.uvloop:
         needed.append("uvloop")
     for name in needed:
@@ -128,8 +152,15 @@ def _run_on(column: Column, fn: Callable[..., Any], *args: Any) -> Any:
             return runner.run(fn(*args))
     if column.family == "anyio":
         import anyio
-        return anyio.run(fn, *args, backend="asyncio",
-                         backend_options={"use_uvloop": column.uvloop})
+        options: dict[str, Any] = {"use_uvloop": column.uvloop}
+        if column.loop != "stock":
+            import functools
+
+            import scopeloop
+            options = {"loop_factory": functools.partial(
+                scopeloop.new_event_loop, "uvloop" if column.uvloop else "asyncio",
+                anyio_bridge=column.loop == "bridge")}
+        return anyio.run(fn, *args, backend="asyncio", backend_options=options)
     import trio
     return trio.run(fn, *args)
 
@@ -522,7 +553,7 @@ def format_tables(info: dict[str, Any], workloads: list[Workload], columns: list
         "",
     ]
     width = 31
-    cell = 13
+    cell = max([13] + [len(c.title) + 2 for c in columns])
     head = f"{'workload':{width}}{'unit':>7}" + "".join(f"{c.title:>{cell}}" for c in columns)
     lines += [head, "-" * len(head)]
     for workload in workloads:
@@ -542,7 +573,7 @@ def format_tables(info: dict[str, Any], workloads: list[Workload], columns: list
               "[accepted ratio], or the noise band), 'FAIL' fails --check", ""]
     present = [(o, t, k) for o, t, k in COMPARISONS
                if o in COLUMN and any(f"{o}/{t}" in summary[w.key]["ratios"] for w in workloads)]
-    rcell = 23
+    rcell = max([23] + [len(COLUMN[o].title + COLUMN[t].title) + 5 for o, t, _ in present])
     head = f"{'workload':{width}}" + "".join(
         f"{COLUMN[o].title + ' : ' + COLUMN[t].title:>{rcell}}" for o, t, _ in present) \
         + "  goals (ratio <=; [accepted for --check])"
@@ -628,6 +659,10 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join(WORKLOADS))
     parser.add_argument("--columns", metavar="C1,C2", help="columns to run: "
                         + ", ".join(COLUMN))
+    parser.add_argument("--bridge", action="store_true",
+                        help="the AnyIO bridge's table (issue 16): AnyIO workloads on the "
+                             "stock loops and on scopeloop loops without and with the "
+                             "bridge (--only and --columns still apply)")
     parser.add_argument("--reps", type=int, help=f"repetitions (default {_REPS}, "
                         f"{_QUICK_REPS} with --quick)")
     parser.add_argument("--budget", type=float,
@@ -652,8 +687,12 @@ def main(argv: list[str] | None = None) -> int:
         profile(args.profile, args.column, args.quick, 30)
         return 0
 
+    if args.bridge:
+        args.only = args.only or ",".join(BRIDGE_WORKLOADS)
+        args.columns = args.columns or ",".join(BRIDGE_RUN)
     workloads = [WORKLOADS[k] for k in _pick(args.only, WORKLOADS, "workload")]
-    columns = [COLUMN[k] for k in _pick(args.columns, COLUMN, "column")]
+    columns = [COLUMN[k] for k in _pick(args.columns, COLUMN, "column")
+               ] if args.columns else list(COLUMNS)
     reps = args.reps or (_QUICK_REPS if args.quick else _REPS)
     budget = args.budget or (_QUICK_BUDGET if args.quick else _BUDGET)
     info = machine_info()
