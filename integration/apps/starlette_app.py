@@ -1,8 +1,9 @@
 """A small Starlette application, written as for stock asyncio (nothing scopeloop here).
 
-``GET /`` text, ``POST /echo`` JSON, ``GET /where`` which loop and task served the
-request, ``GET /numbers`` a streamed response; the lifespan records startup and
-shutdown.  Run it with uvicorn: ``uvicorn starlette_app:app``.
+``GET /`` text, ``POST /echo`` JSON, ``GET /where`` which loop, task and AnyIO cancel
+scope class served the request, ``GET /thread`` a sync endpoint (Starlette runs it
+with ``anyio.to_thread.run_sync``) saying which thread ran it, ``GET /numbers`` a
+streamed response; the lifespan records startup and shutdown.  Run it with uvicorn: ``uvicorn starlette_app:app``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import threading
 from collections.abc import AsyncIterator
 
+import anyio
+import sniffio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -31,9 +35,23 @@ async def echo(request: Request) -> JSONResponse:
 async def where(request: Request) -> JSONResponse:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
+    scope = anyio.CancelScope()
     return JSONResponse({"loop": type(loop).__name__,
                          "backend": getattr(loop, "scopeloop_backend", None),
-                         "task": f"{type(task).__module__}.{type(task).__qualname__}"})
+                         "task": f"{type(task).__module__}.{type(task).__qualname__}",
+                         "anyio scope": type(scope).__module__})
+
+
+def thread(request: Request) -> JSONResponse:
+    return JSONResponse({"thread": threading.current_thread().name,
+                         "async library": sniffio_library()})
+
+
+def sniffio_library() -> str | None:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
 
 
 async def numbers(request: Request) -> StreamingResponse:
@@ -54,5 +72,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 app = Starlette(routes=[Route("/", home), Route("/echo", echo, methods=["POST"]),
-                        Route("/where", where), Route("/numbers", numbers)],
+                        Route("/where", where), Route("/thread", thread),
+                        Route("/numbers", numbers)],
                 lifespan=lifespan)

@@ -43,8 +43,14 @@ async def exercise(url: str, backend: str) -> None:
         assert [r.json() for r in responses] == [{"echo": i} for i in range(20)]
         assert (await client.get("/numbers")).text == "0\n1\n2\n3\n4\n"
         assert (await client.get("/missing")).status_code == 404
+        # The AnyIO bridge is on (scopeloop loops switch it on): the request task's
+        # anyio.CancelScope is scopeloop's, and Starlette's sync endpoint runs in
+        # scopeloop's worker pool, marked as an AnyIO worker (sniffio finds no library).
         assert (await client.get("/where")).json() == {
-            "loop": LOOP_CLASSES[backend], "backend": backend, "task": "scopeloop.task.Task"}
+            "loop": LOOP_CLASSES[backend], "backend": backend, "task": "scopeloop.task.Task",
+            "anyio scope": "scopeloop.anyio_compat"}
+        assert (await client.get("/thread")).json() == {
+            "thread": "scopeloop worker", "async library": None}
 
 
 def test_uvicorn_server_on_a_scopeloop_loop(run_app: Callable[..., Any], backend: str) -> None:
