@@ -150,7 +150,7 @@ class TaskGroup:
 
     async def __aenter__(self) -> TaskGroup:
         if self._active or self._exited:
-            raise RuntimeError("this TaskGroup has already been entered; "
+            raise RuntimeError("TaskGroup cannot be entered more than once; "
                                "create a new one for each 'async with' block")
         self._host = current_scope_task("TaskGroup")
         self.cancel_scope.__enter__()
@@ -195,9 +195,14 @@ class TaskGroup:
         self._exited = True
         close_children(scope)
 
+        # Only the group raised keeps the errors (whoever holds `tg` keeps none alive).
+        errors, self._errors = self._errors, []
         raising: BaseException | None = None
-        if self._errors:
-            raising = BaseExceptionGroup("unhandled errors in a TaskGroup", self._errors)
+        if errors:
+            raising = BaseExceptionGroup("unhandled errors in a TaskGroup", errors)
+            # The body's error is in the group: as its __context__ it would be
+            # printed twice (asyncio.TaskGroup and AnyIO suppress it too).
+            raising.__suppress_context__ = True
         elif cancelled is not None:
             raising = cancelled
         elif self._child_cancelled:
@@ -209,7 +214,7 @@ class TaskGroup:
         if scope.__exit__(type(raising) if raising else None, raising,
                           raising.__traceback__ if raising else None):
             return True
-        if self._errors and scope._cancel_called and (self._child_cancelled
+        if errors and scope._cancel_called and (self._child_cancelled
                                                       or is_scope_cancel(exc)):
             # As in Trio, the scope that catches a region's cancellation records
             # it even when errors leave through it: a child (or the body) that
@@ -218,15 +223,24 @@ class TaskGroup:
             record_caught_with_errors(scope)
         if raising is None or raising is exc:
             return False
-        raise raising
+        try:
+            raise raising
+        finally:
+            # Break the cycle exception -> traceback -> this frame -> exception.
+            raising = exc = cancelled = tb = None
+            errors = []
 
     # -- spawning -------------------------------------------------------------
 
     def _check_open(self, what: str) -> asyncio.AbstractEventLoop:
         if not self._active:
             state = "has already exited" if self._exited else "has not been entered yet"
-            raise RuntimeError(f"{what}: this TaskGroup {state}; use it inside its "
-                               f"'async with create_task_group() as tg:' block")
+            message = (f"{what}: this TaskGroup {state}; use it inside its "
+                       f"'async with create_task_group() as tg:' block")
+            if not what.startswith("call_"):  # a task, not a callback
+                # AnyIO's sentence first: code and tests match it.
+                message = "This task group is not active; no new tasks can be started: " + message
+            raise RuntimeError(message)
         assert self._host is not None
         return self._host._loop
 
@@ -469,7 +483,8 @@ class _StartStatus:
     def started(self, value: Any = None) -> None:
         """Report readiness: ``start()`` returns ``value``; the task joins the group."""
         if self._called:
-            raise RuntimeError("task_status.started() was already called for this task; "
+            raise RuntimeError("called 'started' twice on the same task status: "
+                               "task_status.started() was already called for this task; "
                                "call it exactly once")
         self._called = True
         task = self._task
@@ -560,8 +575,9 @@ class _StartStatus:
         if self._called:
             return self._value  # started() in a cancelled region, then returned
         # (Also when it caught a cancellation and returned: as in Trio.)
-        raise RuntimeError(f"the task {self._task.get_name()!r} started by start() "
-                           f"finished without calling task_status.started()")
+        raise RuntimeError(f"Child exited without calling task_status.started(): the "
+                           f"task {self._task.get_name()!r} started by start() finished "
+                           f"first")
 
     def _child_done(self, task: Task) -> None:
         # (Once started, the task reports to the group instead.)

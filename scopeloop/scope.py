@@ -74,6 +74,7 @@ class CancelScope:
     _shield = False
     _cancel_called = False
     _cancel_reason: str | None = None
+    _cancelled_by: str | None = None  # the name of the task that called cancel()
     _cancelled_caught = False
     _state = _CREATED
     _host: Task | None = None
@@ -265,6 +266,8 @@ class CancelScope:
             return
         self._cancel_called = True
         self._cancel_reason = reason
+        if reason is not _DEADLINE_REASON:  # (a deadline fires in no task)
+            self._cancelled_by = _canceller_name()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -292,9 +295,12 @@ class CancelScope:
         """
         self._interrupted = True
         if self._message is None:
-            text = f"Cancelled by cancel scope {id(self):x}"
+            # AnyIO's wording, which code and tests match.
+            text = f"Cancelled via cancel scope {id(self):x}"
+            if self._cancelled_by is not None:
+                text += f" by task {self._cancelled_by!r}"
             if self._cancel_reason:
-                text += f": {self._cancel_reason}"
+                text += f"; reason: {self._cancel_reason}"
             self._message = ScopeCancelMessage(text)
         return self._message
 
@@ -398,8 +404,19 @@ def wrong_task_message(what: str, block: str, host: Task) -> str:
     """The error for exiting ``what`` (entered by ``host``) from another task."""
     current = _current_task()
     where = f"in {current.get_name()!r}" if current is not None else "outside any task"
-    return (f"a {what} must be exited in the task that entered it ({host.get_name()!r}), "
+    # AnyIO's sentence first (code and tests match it), then how to fix it.
+    return (f"Attempted to exit cancel scope in a different task than it was entered in: "
+            f"a {what} must be exited in the task that entered it ({host.get_name()!r}), "
             f"not {where}; keep each '{block}' block inside one task.")
+
+
+def _canceller_name() -> str | None:
+    """The name of the running task, for a cancellation's message (None outside one)."""
+    try:
+        task = _current_task()
+    except RuntimeError:  # no running loop
+        return None
+    return None if task is None else task.get_name()
 
 
 # -- the tree's operations ----------------------------------------------------------

@@ -998,3 +998,42 @@ def test_memory_per_idle_child_near_plain_task(run: Run) -> None:
     print(f"\nidle task memory: plain asyncio.Task {plain_bytes} B, "
           f"scopeloop group child {child_bytes} B ({child_bytes / plain_bytes:.2f}x)")
     assert child_bytes < 2 * plain_bytes
+
+
+# -- what a group's error keeps alive --------------------------------------------------
+
+@pytest.mark.parametrize("where", ["body", "child"])
+def test_errors_are_freed_without_the_cycle_collector(run: Callable[..., Any],
+                                                      where: str) -> None:
+    """Once the caught group is dropped, its errors go at once (by reference count):
+    no cycle through __aexit__'s frame, and the group object, still referenced,
+    keeps none of them."""
+    import weakref
+
+    class Boom(Exception):
+        pass
+
+    async def fail() -> None:
+        raise Boom
+
+    async def main() -> tuple[bool, bool, bool]:
+        tg = scopeloop.create_task_group()
+        try:
+            async with tg:
+                if where == "body":
+                    raise Boom
+                tg.start_soon(fail)
+        except BaseExceptionGroup as group:
+            error = weakref.ref(group.exceptions[0])
+            suppressed = group.__suppress_context__
+        alive = error() is not None
+        del tg  # (not before: the group must not be what keeps the error)
+        return error() is None, alive, suppressed
+
+    gc.disable()
+    try:
+        freed, alive_with_group, suppressed = run(main)
+    finally:
+        gc.enable()
+    assert not alive_with_group and freed
+    assert suppressed  # the body's error is in the group, not also its __context__
