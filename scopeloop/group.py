@@ -25,6 +25,7 @@ from contextvars import Context
 from typing import Any, Literal, Protocol, TypeVar, overload
 
 from ._asyncgen import asyncgen_hint
+from ._waitqueue import schedule_point
 from .handle import TaskHandle
 from .scope import (
     CancelScope,
@@ -191,6 +192,15 @@ class TaskGroup:
                         cancelled = cancel
                     scope.cancel()
             self._waiter = None
+        else:
+            # With nothing to wait for, the exit is still a schedule point, as in
+            # Trio (not a cancel point: scope cancellation waits for the next one).
+            try:
+                with CancelScope(shield=True):
+                    await schedule_point()
+            except asyncio.CancelledError as cancel:  # native: re-raised below
+                if cancelled is None:
+                    cancelled = cancel
         self._active = False
         self._exited = True
         close_children(scope)

@@ -1037,3 +1037,41 @@ def test_errors_are_freed_without_the_cycle_collector(run: Callable[..., Any],
         gc.enable()
     assert not alive_with_group and freed
     assert suppressed  # the body's error is in the group, not also its __context__
+
+
+def test_empty_group_exit_is_a_schedule_point_not_a_cancel_point(
+        run: Callable[..., Any]) -> None:
+    """As a Trio nursery's: the other tasks run, a cancelled scope does not raise there."""
+    import trio
+
+    async def program(open_group: Any, Scope: Any) -> dict[str, bool]:
+        seen: dict[str, bool] = {}
+        ran: list[int] = []
+
+        async def other() -> None:
+            ran.append(1)
+
+        async with open_group() as outer:
+            outer.start_soon(other)
+            # Trio runs each batch of ready tasks in either order, so it may take a
+            # few exits (the odds of 40 are 2**-40); scopeloop's is the first.
+            exits = 0
+            while not ran and exits < 40:
+                async with open_group():
+                    pass
+                exits += 1
+            seen["other ran"] = bool(ran)
+            seen["at the first exit"] = exits == 1
+            with Scope() as scope:
+                scope.cancel()
+                async with open_group():
+                    pass
+                seen["reached in the cancelled scope"] = True
+            seen["caught"] = scope.cancelled_caught
+        return seen
+
+    ours = run(program, scopeloop.create_task_group, scopeloop.CancelScope)
+    trios = trio.run(program, trio.open_nursery, trio.CancelScope)
+    del trios["at the first exit"]
+    assert ours == dict(trios, **{"at the first exit": True})
+    assert trios == {"other ran": True, "reached in the cancelled scope": True, "caught": False}
