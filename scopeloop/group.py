@@ -46,6 +46,7 @@ from .task import (
     current_scope_task,
     exempt_wait,
     is_scope_cancel,
+    make_task,
     own_scope_bounds,
 )
 
@@ -106,7 +107,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
     if getattr(loop, "_no_task_factory", False):
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
-        task = Task(coro, loop=loop, name=name, context=context)
+        task = make_task(coro, loop, name, context)
         adopt(task, scope)
         return task
     # A task factory may start the task eagerly: it is told the scope first.
