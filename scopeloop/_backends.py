@@ -73,7 +73,7 @@ class _ScopeLoopMixin:
                 del task
         if self.is_closed():  # type: ignore[attr-defined]
             raise RuntimeError("Event loop is closed")
-        own = Task(coro, loop=self, name=name, context=context, **kwargs)  # type: ignore[arg-type]
+        own = Task(coro, loop=self, name=name, context=context, **kwargs)
         if own._source_traceback:  # type: ignore[attr-defined]
             del own._source_traceback[-1]  # type: ignore[attr-defined]
         return own

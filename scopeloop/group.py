@@ -47,6 +47,7 @@ from .task import (
     current_scope_task,
     exempt_wait,
     is_scope_cancel,
+    make_task,
     own_scope_bounds,
 )
 
@@ -107,7 +108,7 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
     if getattr(loop, "_no_task_factory", False):
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
-        task = Task(coro, loop=loop, name=name, context=context)
+        task = make_task(coro, loop, name, context)
         adopt(task, scope)
         return task
     # A task factory may start the task eagerly: it is told the scope first.
@@ -317,7 +318,13 @@ class TaskGroup:
         host = _current_task()
         if type(host) is not Task:
             host = current_scope_task("TaskGroup.start()")
-        status = _StartStatus(self, host)
+        # (_StartStatus is built without a Python-level __init__ call.)
+        status = _new_status()
+        status._group = self
+        status._caller = host
+        status._starter = starter = _new_scope()
+        status._task = status._error = status._value = status._ready = None
+        status._called = status._moved = False
         coro = func(*args, task_status=status) if callable(func) else _NOT_CALLED
         if type(coro) is not CoroutineType:
             coro = _make_coroutine(func, args, "start()", _result=coro, task_status=status)
@@ -325,7 +332,18 @@ class TaskGroup:
         try:
             # The wait is written out here rather than in a helper coroutine: a
             # coroutine per start() is a measurable part of the handshake.
-            ready = status._launch(coro, name or getattr(func, "__qualname__", None))
+            # The caller runs no code of its own inside the starter, so it is
+            # entered from outside, without CancelScope.__enter__'s checks.
+            enter_for(starter, host)
+            ready = status._ready = host._loop.create_future()
+            try:
+                task = status._task = _spawn_into(
+                    starter, coro, name or getattr(func, "__qualname__", None))
+            except BaseException:
+                exit_for(starter, host)
+                raise
+            if not status._moved:  # (an eager task may have started in its first step)
+                task.add_done_callback(status._child_done, context=_NO_CONTEXT)
             native: asyncio.CancelledError | None = None
             while not ready.done():
                 exempt_wait(host, ready)
@@ -335,10 +353,16 @@ class TaskGroup:
                     if native is None:
                         native = cancel
                     ready = status._forward_native()
-            value = status._outcome(native)
+            if native is None and status._moved:
+                # The common outcome, written out (see _outcome).
+                exit_for(starter, host)
+                if task.done():
+                    self._child_done(task)
+                value = status._value
+            else:
+                value = status._outcome(native)
             if return_handle:
-                assert status._task is not None
-                return TaskHandle(status._task, coro, value)
+                return TaskHandle(task, coro, value)
             return value
         finally:
             self._pending_starts -= 1
@@ -477,18 +501,20 @@ class _StartStatus:
     moves into the group.
     """
 
-    # Class-level defaults: only what every start() sets is set in __init__.
-    _task: Task | None = None
-    _called = False
-    _moved = False
-    _error: BaseException | None = None
-    _value: Any = None
-    _ready: asyncio.Future[None] | None = None
-
-    def __init__(self, group: TaskGroup, caller: Task) -> None:
-        self._group = group
-        self._caller = caller
-        self._starter = _new_scope()
+    # Slots, all set by start() (which builds the status without a Python-level
+    # __init__ call): class-level defaults would keep 3.12+ from specialising the
+    # reads and writes of started() and start(), which are most of the handshake.
+    __slots__ = ("_group", "_caller", "_starter", "_task", "_called", "_moved",
+                 "_error", "_value", "_ready")
+    _group: TaskGroup
+    _caller: Task
+    _starter: _StarterScope
+    _task: Task | None
+    _called: bool
+    _moved: bool
+    _error: BaseException | None
+    _value: Any
+    _ready: asyncio.Future[None] | None
 
     def started(self, value: Any = None) -> None:
         """Report readiness: ``start()`` returns ``value``; the task joins the group."""
@@ -524,25 +550,6 @@ class _StartStatus:
         ready = self._ready
         if ready is not None and not ready.done():
             ready.set_result(None)
-
-    def _launch(self, coro: Coroutine[Any, Any, Any], name: Any) -> asyncio.Future[None]:
-        """Enter the starter scope in the caller and create the task inside it.
-
-        Returns the future that completes when the task has started or ended.
-        """
-        caller, starter = self._caller, self._starter
-        # The caller runs no code of its own inside the starter, so it is entered
-        # from outside, without CancelScope.__enter__'s checks.
-        enter_for(starter, caller)
-        ready = self._ready = caller._loop.create_future()
-        try:
-            task = self._task = _spawn_into(starter, coro, name)
-        except BaseException:
-            exit_for(starter, caller)
-            raise
-        if not self._moved:  # (an eager task may have started in its first step)
-            task.add_done_callback(self._child_done, context=_NO_CONTEXT)
-        return ready
 
     def _forward_native(self) -> asyncio.Future[None]:
         """A native cancel of the caller interrupted the wait: cancel the task too.
@@ -595,6 +602,9 @@ class _StartStatus:
             self._error = task.exception()
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
+
+
+_new_status = functools.partial(object.__new__, _StartStatus)
 
 
 def create_task_group() -> TaskGroup:

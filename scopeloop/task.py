@@ -44,6 +44,8 @@ _base_cancel = asyncio.Task.cancel
 _base_cancelling = asyncio.Task.cancelling
 _base_uncancel = asyncio.Task.uncancel
 _current_task = asyncio.current_task
+_new_task = asyncio.Task.__new__
+_init_task = asyncio.Task.__init__
 
 # Scopeloop's own callbacks read no context variables; running them all in one
 # empty context spares a copy_context() per delivery.
@@ -91,24 +93,37 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     ``cancelling()`` counts native ``cancel()`` requests only, at every moment.
     """
 
-    # Class-level defaults rather than __slots__ and an __init__: a Python-level
-    # __init__ on a C Task subclass costs more than the rest of task creation
-    # (measured +25-50% on spawn/join); attributes land in the instance dict only
-    # for tasks that actually use scopes.
     # The C Task's own state, readable from Python (annotated only, never assigned;
     # see _cpython.py, which checks at import that they exist).
     _fut_waiter: asyncio.Future[Any] | None
     _must_cancel: bool
 
-    _scope: CancelScope | None = None  # the innermost scope this task is in
-    _scope_owned = 0  # base-counter requests added by scope delivery
-    _scope_pending: object = None  # a queued re-check, or the future we cancelled
+    # Slots, not instance-dict attributes: the C Task's instance dict is not the
+    # kind 3.12+ specialises attribute access for, so every read of ``_scope`` went
+    # through the generic lookup (scope enter/exit on 3.13: -15% instructions).
+    # Slots have no class-level default, so they are set when the task is made:
+    # here for a Task built by its class (task factories), in make_task() for the
+    # hot paths, which skip this Python-level __new__ (a Python-level __init__
+    # would cost more than the rest of task creation: +25-50% on spawn/join).
+    __slots__ = ("_scope", "_scope_owned", "_scope_pending", "_scope_exempt")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Task:
+        self = _new_task(cls)
+        self._scope = None
+        self._scope_owned = 0
+        self._scope_pending = None
+        self._scope_exempt = None
+        return self
+
+    _scope: CancelScope | None  # the innermost scope this task is in
+    _scope_owned: int  # base-counter requests added by scope delivery
+    _scope_pending: object  # a queued re-check, or the future we cancelled
     # A future this task waits on that scope cancellation must not interrupt (a task
     # group waiting for its children, start() waiting for started()): the cheap
     # equivalent of a shield around one await.  Set by the waiter; it needs no
     # clearing, since it only matters while it is the future the task is blocked on
     # (``_fut_waiter``), and a done future is never that again.
-    _scope_exempt: object = None
+    _scope_exempt: object
 
     @property
     def _parent_task(self) -> asyncio.Task[Any] | None:
@@ -261,6 +276,21 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
         for _ in range(self._scope_owned):
             _base_uncancel(self)
         self._scope_owned = 0
+
+
+def make_task(coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop,
+              name: str | None, context: contextvars.Context | None) -> Task:
+    """``Task(coro, loop=loop, name=name, context=context)`` without the Python-level
+    ``Task.__new__`` (spawning thousands of tasks: 3-5% of each spawn)."""
+    # -- copy of Task.__new__ --
+    task: Task = _new_task(Task)
+    task._scope = None
+    task._scope_owned = 0
+    task._scope_pending = None
+    task._scope_exempt = None
+    # -- end of copy --
+    _init_task(task, coro, loop=loop, name=name, context=context)
+    return task
 
 
 def exempt_wait(task: Task, waiter: asyncio.Future[Any]) -> None:

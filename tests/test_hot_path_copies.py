@@ -98,3 +98,28 @@ def test_each_copy_decides_as_will_raise(run: Callable[..., Any], state: str,
     # The states are chosen so that both answers occur.
     assert predicted == (state in ("cancelled scope", "cancelled inside shield",
                                    "native cancel pending"))
+
+
+def test_make_task_sets_what_task_new_sets() -> None:
+    """``task.make_task`` holds a marked copy of ``Task.__new__``'s body: a task made
+    either way starts with the same scope fields."""
+    from scopeloop import task as task_module
+    source = inspect.getsource(task_module.make_task)
+    copy = textwrap.dedent(source.split("# -- copy of Task.__new__ --")[1]
+                           .split(_END)[0]).strip()
+    original = textwrap.dedent(inspect.getsource(task_module.Task.__new__)).strip()
+    fields = [line.split("=")[0].strip().split(".")[1] for line in copy.splitlines()
+              if line.startswith("task._")]
+    assert fields == [line.split("=")[0].strip().split(".")[1]
+                      for line in original.splitlines()[1:] if line.strip().startswith("self._")]
+    assert set(fields) == set(task_module.Task.__slots__)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        made = task_module.make_task(asyncio.sleep(0), loop, None, None)
+        built = scopeloop.Task(asyncio.sleep(0), loop=loop)
+        for name in fields:
+            assert getattr(made, name) == getattr(built, name)
+        await asyncio.gather(made, built)
+
+    scopeloop.run(main)
