@@ -92,9 +92,13 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
     if not asyncio.iscoroutine(coro):
         if hasattr(coro, "close"):
             coro.close()
-        raise TypeError(f"{what} expects an async function, but {func!r} returned "
-                        f"{type(coro).__name__}; define it with 'async def' "
-                        f"(pass the function and its arguments, not a call result)")
+        # AnyIO's wording, which code and tests match; the how-to-fix is a note.
+        error = TypeError(f"Expected {getattr(func, '__qualname__', func)!s}() to return "
+                          f"a coroutine, but the return value ({coro!r}) is not a "
+                          f"coroutine object")
+        error.add_note(f"{what} expects an async function: define it with 'async def' "
+                       f"(pass the function and its arguments, not a call result)")
+        raise error
     return coro
 
 
@@ -344,6 +348,9 @@ class TaskGroup:
                 raise
             if not status._moved:  # (an eager task may have started in its first step)
                 task.add_done_callback(status._child_done, context=_NO_CONTEXT)
+                if status._called:  # started() came before the task (see started())
+                    status._called = False
+                    status.started(status._value)
             native: asyncio.CancelledError | None = None
             while not ready.done():
                 exempt_wait(host, ready)
@@ -528,6 +535,12 @@ class _StartStatus:
             # An eager task runs its first step inside create_task(), before start()
             # has been handed the task: it is the one running now.
             task = asyncio.current_task()  # type: ignore[assignment]
+            if task is self._caller:
+                # The task does not exist yet: a plain function given to start()
+                # called started() before returning its coroutine.  start() moves
+                # the task in as soon as it is made.
+                self._value = value
+                return
             if not isinstance(task, Task):
                 return
         if task.done():

@@ -806,9 +806,11 @@ def test_non_async_function_raises_type_error(run: Run) -> None:
             pass
 
         async with create_task_group() as tg:
-            with pytest.raises(TypeError, match="async"):
+            with pytest.raises(TypeError, match=r"Expected .*plain\(\) to return a "
+                               r"coroutine, but the return value \(1\)") as error:
                 tg.start_soon(plain)  # type: ignore[arg-type]
-            with pytest.raises(TypeError, match="async"):
+            assert "define it with 'async def'" in error.value.__notes__[0]
+            with pytest.raises(TypeError, match="task_status"):  # (plain takes none)
                 await tg.start(plain)  # type: ignore[arg-type]
             with pytest.raises(TypeError, match="async"):
                 tg.start_soon(42)  # type: ignore[arg-type]
@@ -1075,3 +1077,24 @@ def test_empty_group_exit_is_a_schedule_point_not_a_cancel_point(
     del trios["at the first exit"]
     assert ours == dict(trios, **{"at the first exit": True})
     assert trios == {"other ran": True, "reached in the cancelled scope": True, "caught": False}
+
+
+def test_start_with_a_plain_function_that_calls_started_first(run: Callable[..., Any]) -> None:
+    """A plain function may call started() before returning the coroutine to run (as
+    AnyIO allows): start() returns that value and the task joins the group."""
+    async def body() -> int:
+        await asyncio.sleep(0)
+        return 8
+
+    def wrapper(*, task_status: Any) -> Any:
+        task_status.started(5)
+        return body()
+
+    async def main() -> tuple[Any, ...]:
+        async with scopeloop.create_task_group() as tg:
+            handle = await tg.start(wrapper, return_handle=True)
+            in_group = handle._task in tg.cancel_scope._spawned  # type: ignore[attr-defined]
+            value = await handle
+        return handle.start_value, value, in_group
+
+    assert run(main) == (5, 8, True)
