@@ -1293,13 +1293,13 @@ GOALS: dict[str, dict[str, Goal]] = {
     "spawn": {"stock": _STOCK,
               "anyio": Goal(1 / 6, 0.26, "on 3.13 AnyIO's spawn is relatively cheaper")},
     "create-task": {"stock": _STOCK},
-    "group-10": {"stock": Goal(1.1, 1.5, "new row (issue 16's table), not yet worked on: "
-                               "by callgrind on 3.11 a group of 10 costs 442k instructions "
-                               "against stock's 374k (uvloop 288k against 204k); the ~7k "
-                               "per child are the same on both backends: Python-level "
-                               "spawn bookkeeping (start_soon, _spawn_into, adopt, a "
-                               "TaskHandle, _child_done) where asyncio.TaskGroup makes two "
-                               "calls"),
+    "group-10": {"stock": Goal(1.1, 1.6, "new row (issue 16's table), not yet worked on: "
+                               "by callgrind a group of 10 costs 448k instructions against "
+                               "stock's 375k on 3.11 (uvloop 292k/204k), 485k/389k on 3.13 "
+                               "(uvloop 327k/216k); the extra ~8-11k per child, alike on "
+                               "both backends, are Python-level spawn bookkeeping "
+                               "(start_soon, _spawn_into, adopt, a TaskHandle, _child_done) "
+                               "where asyncio.TaskGroup makes two calls"),
                  "bridge": _BRIDGE},
     "cancel-group": {"stock": _STOCK, "anyio": Goal(1 / 3, 0.45, "on 3.13, as stock's "
                                                     "own lead over AnyIO shrank")},
