@@ -44,8 +44,9 @@ own primitives call ``AsyncIOBackend.checkpoint_if_cancelled`` and
 ``anyio._core._eventloop.claim_worker_thread`` (what marks an AnyIO worker thread).
 Outside the supported versions nothing is patched and a RuntimeWarning says so.
 
-Not bridged: cancel scopes AnyIO's backend creates with its own class directly
-(``Process.aclose()``'s shield, a TCP listener's accept scope), which stay AnyIO's.
+The backend module's own name ``CancelScope`` is replaced too (see
+``_backend_scope_class``), so the scopes it makes with its class directly
+(``Process.aclose()``'s shield, a listener's accept scope) are scopeloop's as well.
 """
 
 from __future__ import annotations
@@ -161,6 +162,24 @@ def _task_info(task: asyncio.Task[Any]) -> anyio.TaskInfo:
         return _AnyIOTaskInfo(task)
     from anyio._backends._asyncio import AsyncIOTaskInfo  # (loaded: it calls us)
     return AsyncIOTaskInfo(task)
+
+
+def _backend_scope_class(stock: type) -> type:
+    """What AnyIO's backend module calls ``CancelScope`` while the bridge is installed.
+
+    The backend makes some scopes with its own class, not through
+    ``create_cancel_scope`` (``Process.aclose()``'s shield, a listener's accept
+    scope, ``start()``'s wait for a handle): this name makes those scopeloop's in
+    bridged tasks too.  It never has instances of its own: ``__new__`` returns a
+    finished scope, either scopeloop's or the stock class's.
+    """
+    class _DispatchingCancelScope(stock):  # type: ignore[misc]
+        __slots__ = ()
+
+        def __new__(cls, *, deadline: float = _INF, shield: bool = False) -> Any:
+            return _create_cancel_scope(cls, deadline=deadline, shield=shield)
+
+    return _DispatchingCancelScope
 
 
 # -- the replacements (each takes the backend class first, as a classmethod) --------
@@ -369,6 +388,7 @@ def install() -> bool:
         _saved[name] = vars(backend)[name]
         _original[name] = getattr(backend, name)
         setattr(backend, name, classmethod(replacement))
+    _asyncio.CancelScope = _backend_scope_class(_stock_scope_class)  # type: ignore[misc,assignment]
     _refused = False
     return True
 
@@ -384,6 +404,8 @@ def uninstall() -> None:
         return
     for name, original in _saved.items():
         setattr(_backend_class, name, original)
+    from anyio._backends import _asyncio
+    _asyncio.CancelScope = _stock_scope_class  # type: ignore[misc]
     _saved.clear()
     _original.clear()
 

@@ -531,7 +531,10 @@ def test_opted_out_loop_and_stock_loop_keep_anyio_s_scopes(backend: str) -> None
                     return scope_type  # AnyIO's shield is invisible to scopeloop
         raise AssertionError("the shield held: the bridge is on")
 
-    assert scopeloop.run(main, backend=backend, anyio_bridge=False) is _asyncio.CancelScope
+    # (While installed, the backend module's own name CancelScope dispatches; the
+    # scopes it makes outside bridged tasks are still of AnyIO's class.)
+    stock_class = anyio_compat._stock_scope_class
+    assert scopeloop.run(main, backend=backend, anyio_bridge=False) is stock_class
     assert anyio_compat.is_installed()
 
     async def stock() -> tuple[type, type]:
@@ -539,7 +542,23 @@ def test_opted_out_loop_and_stock_loop_keep_anyio_s_scopes(backend: str) -> None
             pass
         return type(anyio.CancelScope()), type(tg)
 
-    assert asyncio.run(stock()) == (_asyncio.CancelScope, _asyncio.TaskGroup)
+    assert asyncio.run(stock()) == (stock_class, _asyncio.TaskGroup)
+
+
+def test_cancelled_process_block_still_reaps_the_process(run: Callable[..., Any]) -> None:
+    """AnyIO's Process.aclose() shields itself with the backend's own scope class: in
+    a cancelled scopeloop region that shield holds too, so the process is killed and
+    waited for, as on Trio."""
+    async def program(obs: Observed, Scope: Any) -> None:
+        with Scope() as scope:
+            async with await anyio.open_process(
+                    [sys.executable, "-c", "import time; time.sleep(30)"]) as process:
+                scope.cancel()
+        obs["reaped"] = process.returncode is not None
+        obs["killed"] = process.returncode not in (None, 0)
+        obs["caught"] = scope.cancelled_caught
+
+    assert on_both(run, program) == {"reaped": True, "killed": True, "caught": True}
 
 
 @pytest.mark.parametrize("loop", ["scopeloop", "stock"])
@@ -595,6 +614,8 @@ def test_install_uninstall_round_trip() -> None:
         assert not anyio_compat.is_installed()
         assert all(vars(AsyncIOBackend)[name] is saved[name]
                    for name in anyio_compat._PATCHES)
+        from anyio._backends import _asyncio
+        assert _asyncio.CancelScope is anyio_compat._stock_scope_class
         assert vars(AsyncIOBackend) != patched
         scopeloop.new_event_loop().close()  # no automatic install after uninstall()
         assert not anyio_compat.is_installed()
