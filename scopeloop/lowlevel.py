@@ -99,7 +99,12 @@ class TaskInfo:
             return False
         if isinstance(task, Task) and task._cancelling_scope() is not None:
             return True
-        return bool(task._must_cancel)  # type: ignore[attr-defined]
+        if task._must_cancel:  # type: ignore[attr-defined]
+            return True
+        # A native cancel() of a task blocked on a future cancels that future (and
+        # leaves _must_cancel unset): the task wakes with CancelledError.
+        waiter = task._fut_waiter  # type: ignore[attr-defined]
+        return waiter is not None and waiter.cancelled()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TaskInfo) and other.id == self.id

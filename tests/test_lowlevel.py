@@ -240,3 +240,31 @@ def test_fail_after_reason_matches_trio(run):
 def test_fail_after_reason_must_be_text():
     with pytest.raises(TypeError, match="reason"):
         scopeloop.fail_after(1, reason=3)  # type: ignore[arg-type]
+
+
+def test_pending_cancellation_of_a_blocked_task(run):
+    """A native cancel() of a task blocked on a future is pending until it wakes (the
+    future is cancelled, _must_cancel is not set); a scope's cancellation is too; a
+    shield hides the scope's but not the native one."""
+    async def main():
+        never = asyncio.get_running_loop().create_future()
+        seen = {}
+
+        async def blocked(shielded):
+            with scopeloop.CancelScope(shield=shielded):
+                await asyncio.shield(never)
+
+        async with scopeloop.create_task_group() as tg:
+            plain = tg.create_task(blocked(False))
+            shielded = tg.create_task(blocked(True))
+            await scopeloop.wait_all_tasks_blocked()
+            info = {name: scopeloop.TaskInfo(handle._task)
+                    for name, handle in (("plain", plain), ("shielded", shielded))}
+            seen["before"] = [i.has_pending_cancellation() for i in info.values()]
+            tg.cancel_scope.cancel()
+            seen["scope"] = [i.has_pending_cancellation() for i in info.values()]
+            shielded._task.cancel()
+            seen["native"] = info["shielded"].has_pending_cancellation()
+        return seen
+
+    assert run(main) == {"before": [False, False], "scope": [True, False], "native": True}
