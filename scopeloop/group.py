@@ -25,8 +25,8 @@ from contextvars import Context
 from typing import Any, Literal, Protocol, TypeVar, overload
 
 from ._asyncgen import asyncgen_hint
-from ._waitqueue import schedule_point
 from .handle import TaskHandle
+from .lowlevel import cancel_shielded_checkpoint
 from .scope import (
     CancelScope,
     adopt,
@@ -201,8 +201,7 @@ class TaskGroup:
             # With nothing to wait for, the exit is still a schedule point, as in
             # Trio (not a cancel point: scope cancellation waits for the next one).
             try:
-                with CancelScope(shield=True):
-                    await schedule_point()
+                await cancel_shielded_checkpoint()
             except asyncio.CancelledError as cancel:  # native: re-raised below
                 if cancelled is None:
                     cancelled = cancel

@@ -338,15 +338,20 @@ SMALL_GROUP = Workload("group-10", "group of 10 children", 5_000, 1_000,
 _SMALL = 10
 
 
-@SMALL_GROUP.impl("scopeloop")
-async def _small_group_sl(n: int, watch: Stopwatch) -> None:
-    create_task_group = _scopeloop().create_task_group
+async def _small_groups(create_task_group: Callable[[], Any], n: int,
+                        watch: Stopwatch) -> None:
+    """The row's work with an AnyIO-style ``create_task_group`` (scopeloop's or AnyIO's)."""
     watch.start()
     for _ in range(n):
         async with create_task_group() as tg:
             for _ in range(_SMALL):
                 tg.start_soon(_trivial)
     watch.stop()
+
+
+@SMALL_GROUP.impl("scopeloop")
+async def _small_group_sl(n: int, watch: Stopwatch) -> None:
+    await _small_groups(_scopeloop().create_task_group, n, watch)
 
 
 @SMALL_GROUP.impl("asyncio")
@@ -362,13 +367,7 @@ async def _small_group_aio(n: int, watch: Stopwatch) -> None:
 
 @SMALL_GROUP.impl("anyio")
 async def _small_group_anyio(n: int, watch: Stopwatch) -> None:
-    create_task_group = _anyio().create_task_group
-    watch.start()
-    for _ in range(n):
-        async with create_task_group() as tg:
-            for _ in range(_SMALL):
-                tg.start_soon(_trivial)
-    watch.stop()
+    await _small_groups(_anyio().create_task_group, n, watch)
 
 
 @SMALL_GROUP.impl("trio")
