@@ -116,7 +116,13 @@ def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
         adopt(task, scope)
         return task
     # A task factory may start the task eagerly: it is told the scope first.
-    made = create_task_in(loop, scope, coro, name, context)
+    try:
+        made = create_task_in(loop, scope, coro, name, context)
+    except BaseException:
+        # Nobody will run the coroutine now: close it (a factory may have started
+        # it), so it neither warns "never awaited" nor keeps its frame alive.
+        coro.close()
+        raise
     if not isinstance(made, Task):
         made.cancel()
         raise RuntimeError("the loop's task factory does not create scopeloop Tasks, so "

@@ -293,6 +293,43 @@ def test_scope_api_in_a_foreign_task_on_a_scopeloop_loop(run):
     run(main)
 
 
+@pytest.mark.parametrize("started", [False, True], ids=["lazy", "started"])
+def test_a_failing_task_factory_closes_the_coroutine(run, started):
+    # As in AnyIO: the factory's error reaches the spawner, and the coroutine nobody
+    # will run is closed (no "never awaited" warning), even one the factory started.
+    from inspect import CORO_CLOSED, CORO_SUSPENDED, getcoroutinestate
+
+    class FactoryFailed(Exception):
+        pass
+
+    states = []
+
+    async def child() -> None:
+        await asyncio.sleep(0)
+
+    def failing_factory(loop, coro, **kwargs):
+        if started:
+            coro.send(None)
+        states.append(getcoroutinestate(coro))
+        raise FactoryFailed
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with scopeloop.create_task_group() as tg:
+            coro = child()
+            loop.set_task_factory(failing_factory)
+            try:
+                with pytest.raises(FactoryFailed):
+                    tg.start_soon(lambda: coro)
+            finally:
+                loop.set_task_factory(None)
+            assert getcoroutinestate(coro) == CORO_CLOSED
+            tg.start_soon(child)  # the group still works
+        assert states == ([CORO_SUSPENDED] if started else ["CORO_CREATED"])
+
+    run(main)
+
+
 # -- bad arguments --------------------------------------------------------------------
 
 
