@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .group import create_task_group
+from .group import coroutine_name, create_task_group
 from .handle import TaskHandle
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def as_completed(*awaitables: Awaitable[R]
                 report = _Report(send.clone())
                 handle: TaskHandle[R, Any] = tg.create_task(
                     _run_reporting(awaitable, report),
-                    name=getattr(awaitable, "__qualname__", None))
+                    name=coroutine_name(awaitable))
                 report.attach(handle)
         try:
             yield receive

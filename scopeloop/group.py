@@ -78,6 +78,27 @@ TASK_STATUS_IGNORED: Any = _IgnoredTaskStatus()
 _NOT_CALLED: Any = object()
 
 
+def callable_name(func: Any) -> str | None:
+    """A child's default name: ``module.qualname`` of its function, as in Trio and AnyIO."""
+    while type(func) is functools.partial:
+        func = func.func
+    qualname = getattr(func, "__qualname__", None)
+    if qualname is None:
+        return None
+    module = getattr(func, "__module__", None)
+    return f"{module}.{qualname}" if module else qualname
+
+
+def coroutine_name(coro: Any) -> str | None:
+    """``callable_name()`` for a coroutine object: its module is its frame's."""
+    qualname = getattr(coro, "__qualname__", None)
+    if qualname is None:
+        return None
+    frame = getattr(coro, "cr_frame", None)
+    module = frame.f_globals.get("__name__") if frame is not None else None
+    return f"{module}.{qualname}" if module else qualname
+
+
 def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
                     _result: Any = _NOT_CALLED, **kwargs: Any) -> Coroutine[Any, Any, Any]:
     """Call ``func`` (unless ``_result`` is that call's result) and check it is async."""
@@ -272,7 +293,9 @@ class TaskGroup:
         coro = func(*args) if callable(func) else _NOT_CALLED
         if type(coro) is not CoroutineType:
             coro = _make_coroutine(func, args, "start_soon()", _result=coro)
-        task = _spawn_into(self.cancel_scope, coro, name or getattr(func, "__qualname__", None))
+        if name is None:
+            name = callable_name(func)
+        task = _spawn_into(self.cancel_scope, coro, name)
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
         return TaskHandle(task, coro)
 
@@ -293,7 +316,7 @@ class TaskGroup:
             raise TypeError(f"create_task() expects a coroutine object, "
                             f"not {type(coro).__name__}")
         task = _spawn_into(self.cancel_scope, coro,
-                           name if name is not None else getattr(coro, "__qualname__", None),
+                           name if name is not None else coroutine_name(coro),
                            context)
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
         return TaskHandle(task, coro)
@@ -347,7 +370,7 @@ class TaskGroup:
             ready = status._ready = host._loop.create_future()
             try:
                 task = status._task = _spawn_into(
-                    starter, coro, name or getattr(func, "__qualname__", None))
+                    starter, coro, name if name is not None else callable_name(func))
             except BaseException:
                 exit_for(starter, host)
                 raise

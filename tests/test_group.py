@@ -4,6 +4,7 @@ cancellation of the host, ``start()``, misuse, names, and scale."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import sys
@@ -836,14 +837,19 @@ def test_child_task_names(run: Run) -> None:
             tg.start_soon(child, name="explicit")
             tg.start_soon(child, name=7)
             tg.start_soon(child)
+            tg.start_soon(child, name="")
             await wait_all_tasks_blocked()
             await tg.start(child, name="started-explicit")
             await tg.start(child)
+            await tg.create_task(child())
+            await tg.start(functools.partial(child))
         assert names[:2] == ["explicit", "7"]
-        assert names[3] == "started-explicit"
-        # By default a child is named after its function.
-        assert names[2].endswith(child.__qualname__)
-        assert names[4].endswith(child.__qualname__)
+        assert names[3] == ""  # an empty name is a name, as in Trio and AnyIO
+        assert names[4] == "started-explicit"
+        # By default a child is named module.qualname, as Trio and AnyIO name it
+        # (a partial after the function it wraps, as in Trio).
+        default = f"{__name__}.{child.__qualname__}"
+        assert names[2] == names[5] == names[6] == names[7] == default
 
     run(main)
 
