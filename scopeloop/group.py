@@ -252,6 +252,7 @@ class TaskGroup:
             region = self._host._cancelling_scope()  # type: ignore[union-attr]
             if region is not None:
                 raising = asyncio.CancelledError(region._cancel_message())
+        self._host = None  # (as the scope does: an exited group keeps no task alive)
         if scope.__exit__(type(raising) if raising else None, raising,
                           raising.__traceback__ if raising else None):
             return True

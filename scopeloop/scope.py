@@ -25,7 +25,7 @@ group, from which the scope takes its cancellations out.
 from __future__ import annotations
 
 import math
-from asyncio import CancelledError, TimerHandle
+from asyncio import CancelledError, TimerHandle, get_running_loop
 from types import TracebackType
 from typing import Any
 
@@ -144,6 +144,9 @@ class CancelScope:
         if task._scope is not self or _current_task() is not task:
             self._exit_misused(task)
         self._state = _EXITED
+        # An exited scope forgets its task: whoever keeps the scope (or its group)
+        # must not keep the task, and through it the task's exception, alive.
+        self._host = None
         task._scope = parent = self._parent
         if self._timer is not None:
             self._timer.cancel()
@@ -551,8 +554,9 @@ class _FailScope(CancelScope):
 
     def _deadline_passed(self) -> bool:
         # Only read the clock for a scope that caught a cancellation by cancel().
-        return (self._deadline != _INF and self._host is not None
-                and self._host._loop.time() >= self._deadline)
+        # (It runs in __exit__, in the scope's task: the running loop is its loop.)
+        return (self._deadline != _INF
+                and get_running_loop().time() >= self._deadline)
 
 
 def _after(cls: type[CancelScope], delay: float | None, shield: bool) -> CancelScope:

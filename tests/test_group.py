@@ -1047,6 +1047,42 @@ def test_errors_are_freed_without_the_cycle_collector(run: Callable[..., Any],
     assert suppressed  # the body's error is in the group, not also its __context__
 
 
+@pytest.mark.parametrize("kept", ["group", "scope"])
+def test_an_exited_group_or_scope_keeps_its_task_free(run: Run, kept: str) -> None:
+    """A group (or scope) kept after it exited keeps neither the task it ran in nor,
+    through that task, the task's exception alive (AnyIO's TestRefcycles)."""
+    import weakref
+
+    class Boom(Exception):
+        pass
+
+    async def main() -> tuple[bool, bool]:
+        tg = scopeloop.create_task_group()
+        scope = CancelScope()
+
+        async def child() -> None:
+            if kept == "group":
+                async with tg:
+                    raise Boom
+            with scope:
+                raise Boom
+
+        task = asyncio.get_running_loop().create_task(child())
+        with pytest.raises((Boom, BaseExceptionGroup)) as caught:
+            await task
+        task_ref, error_ref = weakref.ref(task), weakref.ref(caught.value)
+        del task, caught
+        # (The wake-up that resumed us after the task's end refers to it until the
+        # next pass of the loop.)
+        await asyncio.sleep(0)
+        gc.collect()
+        assert tg is not None and scope is not None  # both are kept to the end
+        return task_ref() is None, error_ref() is None
+
+    task_freed, error_freed = run(main)
+    assert task_freed and error_freed, "the exited group or scope keeps its task alive"
+
+
 def test_empty_group_exit_is_a_schedule_point_not_a_cancel_point(
         run: Callable[..., Any]) -> None:
     """As a Trio nursery's: the other tasks run, a cancelled scope does not raise there."""
