@@ -17,7 +17,9 @@ task is a scopeloop Task on a loop with the bridge on, use scopeloop:
 * ``current_effective_deadline``, ``checkpoint_if_cancelled``,
   ``cancel_shielded_checkpoint``: scopeloop's;
 * ``create_task_group``: scopeloop's TaskGroup, also an ``anyio.abc.TaskGroup``
-  (its spawning methods return scopeloop's TaskHandle, which has AnyIO 4.14's API);
+  (its spawning methods return scopeloop's TaskHandle, which has AnyIO 4.14's API,
+  reports ``anyio.TaskHandle.Status`` and raises AnyIO's ``TaskFailed``,
+  ``TaskCancelled`` and ``TaskNotFinished``, as subclasses of scopeloop's);
 * ``get_current_task``, ``get_running_tasks``: ``anyio.TaskInfo`` objects whose
   ``has_pending_cancellation()`` asks scopeloop; ``wait_all_tasks_blocked``;
 * ``run_sync_in_worker_thread``: scopeloop's ``to_thread.run_sync`` (AnyIO's
@@ -66,10 +68,11 @@ import sniffio
 
 import scopeloop
 
-from . import lowlevel, to_thread
+from . import handle, lowlevel, to_thread
 from ._backends import running_loops
 from ._waitqueue import running_task, schedule_point
 from .group import TaskGroup, _GroupScope
+from .handle import TaskHandle
 from .scope import CancelScope, current_effective_deadline
 from .task import Task
 
@@ -133,8 +136,46 @@ class _AnyIOGroupScope(_GroupScope, anyio.CancelScope):  # type: ignore[misc]
         return object.__new__(cls)
 
 
+class _TaskFailed(anyio.TaskFailed, handle.TaskFailed):
+    """What a bridged handle raises for a failed task: AnyIO's class and scopeloop's."""
+
+
+class _TaskCancelled(anyio.TaskCancelled, handle.TaskCancelled):
+    """What a bridged handle raises for a cancelled task (see ``_TaskFailed``)."""
+
+
+class _TaskNotFinished(anyio.TaskNotFinished, handle.TaskNotFinished):
+    """What a bridged handle raises for a task still running (see ``_TaskFailed``)."""
+
+
+for _error in (_TaskFailed, _TaskCancelled, _TaskNotFinished):
+    # Shown in tracebacks under the name both libraries give it.
+    _error.__name__ = _error.__qualname__ = _error.__name__[1:]
+
+# The members are alike by name: a bridged handle reports AnyIO's.
+_ANYIO_STATUS = {status: anyio.TaskHandle.Status[status.name] for status in TaskHandle.Status}
+
+
+class _AnyIOTaskHandle(TaskHandle[T, Any]):
+    """scopeloop's TaskHandle, in AnyIO's terms: its ``status`` is one of
+    ``anyio.TaskHandle.Status``, and what it raises are AnyIO's exceptions too."""
+
+    Status = anyio.TaskHandle.Status  # type: ignore[assignment]
+    _Failed = _TaskFailed
+    _Cancelled = _TaskCancelled
+    _NotFinished = _TaskNotFinished
+
+    __slots__ = ()
+
+    @property
+    def status(self) -> Any:
+        return _ANYIO_STATUS[self._status()]
+
+
 class _AnyIOTaskGroup(TaskGroup, anyio.abc.TaskGroup):  # type: ignore[misc]
     """scopeloop's TaskGroup, usable where AnyIO code expects an anyio.abc.TaskGroup."""
+
+    _handle = _AnyIOTaskHandle
 
     def __init__(self) -> None:
         super().__init__()

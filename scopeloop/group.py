@@ -165,6 +165,10 @@ class TaskGroup:
     BaseExceptionGroup when the group exits.  Use ``create_task_group()``.
     """
 
+    # What the spawning methods return (the AnyIO bridge's groups return handles
+    # that are AnyIO's in what they raise and report).
+    _handle: type[TaskHandle[Any, Any]] = TaskHandle
+
     def __init__(self) -> None:
         self.cancel_scope: CancelScope = _GroupScope()
         self._host: Task | None = None
@@ -298,7 +302,7 @@ class TaskGroup:
             name = callable_name(func)
         task = _spawn_into(self.cancel_scope, coro, name)
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
-        return TaskHandle(task, coro)
+        return self._handle(task, coro)
 
     def create_task(self, coro: Coroutine[Any, Any, T], *, name: object = None,
                     context: Context | None = None) -> TaskHandle[T, Any]:
@@ -310,17 +314,19 @@ class TaskGroup:
         if not self._active:
             self._check_open("create_task()")
         if type(coro) is not CoroutineType and not asyncio.iscoroutine(coro):
-            if callable(coro):
-                raise TypeError("create_task() expects a coroutine object, not a function; "
-                                "call it (tg.create_task(fn(arg))) or use "
-                                "tg.start_soon(fn, arg)")
-            raise TypeError(f"create_task() expects a coroutine object, "
-                            f"not {type(coro).__name__}")
+            # AnyIO's wording, which code and tests match; the how-to-fix is a note.
+            error = TypeError(f"expected a coroutine, got {type(coro).__qualname__}")
+            error.add_note("create_task() takes a coroutine object: call the async "
+                           "function (tg.create_task(fn(arg))), or use "
+                           "tg.start_soon(fn, arg)" if callable(coro) else
+                           "create_task() takes a coroutine object, such as fn(arg) "
+                           "for an async function fn")
+            raise error
         task = _spawn_into(self.cancel_scope, coro,
                            name if name is not None else coroutine_name(coro),
                            context)
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
-        return TaskHandle(task, coro)
+        return self._handle(task, coro)
 
     def cancel(self, reason: str | None = None) -> None:
         """Cancel the group's scope: the same as ``tg.cancel_scope.cancel(reason)``."""
@@ -398,7 +404,7 @@ class TaskGroup:
             else:
                 value = status._outcome(native)
             if return_handle:
-                return TaskHandle(task, coro, value)
+                return self._handle(task, coro, value)
             return value
         finally:
             self._pending_starts -= 1

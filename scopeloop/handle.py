@@ -18,6 +18,7 @@ import enum
 from collections.abc import Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
+from ._waitqueue import redeliver
 from .lowlevel import checkpoint
 from .scope import CancelScope, _check_reason, interpose
 from .task import _NO_CONTEXT, Task
@@ -76,6 +77,10 @@ class TaskHandle(Generic[T_co, T_startval_co]):
     """
 
     Status = _Status
+    # What a handle raises: the AnyIO bridge's handles raise AnyIO's classes too.
+    _Failed: type[TaskFailed] = TaskFailed
+    _Cancelled: type[TaskCancelled] = TaskCancelled
+    _NotFinished: type[TaskNotFinished] = TaskNotFinished
 
     __slots__ = ("__weakref__", "_task", "_coro", "_scope", "_start_value")
 
@@ -91,6 +96,9 @@ class TaskHandle(Generic[T_co, T_startval_co]):
     @property
     def status(self) -> _Status:
         """PENDING, CANCELLING (``cancel()`` was called), or how the task ended."""
+        return self._status()
+
+    def _status(self) -> _Status:
         task = self._task
         if not task.done():
             if self._scope is not None and self._scope._cancel_called:
@@ -118,7 +126,7 @@ class TaskHandle(Generic[T_co, T_startval_co]):
 
         Raises TaskNotFinished while it runs, TaskCancelled if it was cancelled.
         """
-        status = self.status
+        status = self._status()
         if status is _Status.FAILED:
             return self._task.exception()
         if status is _Status.FINISHED:
@@ -132,11 +140,12 @@ class TaskHandle(Generic[T_co, T_startval_co]):
         Raises TaskNotFinished while it runs, TaskCancelled if it was cancelled,
         TaskFailed (from its exception) if it raised.
         """
-        status = self.status
+        status = self._status()
         if status is _Status.FINISHED:
             return self._task.result()  # type: ignore[no-any-return]
         if status is _Status.FAILED:
-            error = TaskFailed(f"the task {self.name!r} raised an exception")
+            # AnyIO's sentences first (code and tests match them), then which task.
+            error = self._Failed(f"the task raised an exception (task {self.name!r})")
             error.__cause__ = self._task.exception()
             raise error
         raise self._not_available(status)
@@ -148,15 +157,15 @@ class TaskHandle(Generic[T_co, T_startval_co]):
         Raises RuntimeError unless the handle came from ``start(return_handle=True)``.
         """
         if self._start_value is _NO_START_VALUE:
-            raise RuntimeError("this task was not started with TaskGroup.start(); "
+            raise RuntimeError("the task was not started with TaskGroup.start(); "
                                "only start(..., return_handle=True) gives a start value")
         return self._start_value  # type: ignore[no-any-return]
 
     def _not_available(self, status: _Status) -> Exception:
         if status is _Status.PENDING:
-            return TaskNotFinished(f"the task {self.name!r} has not finished yet; "
-                                   f"await the handle (or handle.wait()) first")
-        error = TaskCancelled(f"the task {self.name!r} was cancelled")
+            return self._NotFinished(f"the task has not finished yet (task {self.name!r}); "
+                                     f"await the handle (or handle.wait()) first")
+        error = self._Cancelled(f"the task was cancelled (task {self.name!r})")
         if status is _Status.CANCELLED:
             try:
                 self._task.result()
@@ -182,6 +191,14 @@ class TaskHandle(Generic[T_co, T_startval_co]):
         task.add_done_callback(wake, context=_NO_CONTEXT)
         try:
             await finished
+        except asyncio.CancelledError as cancel:
+            if not task.done():
+                raise
+            # The task ended in the same pass, and its group's done callback (queued
+            # first) cancelled us before ``wake`` ran.  In Trio the end wakes the
+            # waiter first: the wait is over, and a scope's cancellation waits for
+            # the next checkpoint (a native one is delivered again).
+            redeliver(asyncio.current_task(), cancel)
         finally:
             task.remove_done_callback(wake)
 
@@ -205,7 +222,7 @@ class TaskHandle(Generic[T_co, T_startval_co]):
         scope.cancel(reason)
 
     def __repr__(self) -> str:
-        return (f"<TaskHandle {self.status.name.lower()} name={self.name!r} "
+        return (f"<TaskHandle {self._status().name.lower()} name={self.name!r} "
                 f"coro={self._coro!r}>")
 
 

@@ -325,6 +325,55 @@ def test_task_group_is_anyio_s_type(run: Callable[..., Any]) -> None:
     run(main)
 
 
+def test_task_handles_speak_anyio(run: Callable[..., Any]) -> None:
+    """A bridged handle reports ``anyio.TaskHandle.Status`` and raises AnyIO's
+    exceptions (which are scopeloop's too), as on AnyIO's Trio backend."""
+    async def program(obs: Observed, Scope: Any) -> None:
+        async def fail() -> None:
+            raise KeyError("boom")
+
+        try:
+            async with anyio.create_task_group() as tg:
+                pending = tg.create_task(anyio.sleep_forever())
+                obs["pending"] = pending.status is anyio.TaskHandle.Status.PENDING
+                try:
+                    pending.return_value  # noqa: B018
+                except anyio.TaskNotFinished as error:
+                    obs["not finished"] = (str(error).startswith("the task has not finished"),
+                                           isinstance(error, Exception))
+                pending.cancel()
+                obs["cancelling"] = pending.status is anyio.TaskHandle.Status.CANCELLING
+                try:
+                    await pending
+                except anyio.TaskCancelled as error:
+                    obs["cancelled"] = (pending.status is anyio.TaskHandle.Status.CANCELLED,
+                                        isinstance(error.__cause__, anyio.get_cancelled_exc_class()))
+                failing = tg.create_task(fail())
+                try:
+                    await failing
+                except anyio.TaskFailed as error:
+                    obs["failed"] = (failing.status is anyio.TaskHandle.Status.FAILED,
+                                     type(error.__cause__).__name__)
+        except BaseExceptionGroup as group:
+            obs["group"] = [type(error).__name__ for error in group.exceptions]
+
+    observed = on_both(run, program)
+    assert observed["pending"] and observed["cancelling"] and observed["cancelled"] == (True, True)
+    assert observed["failed"] == (True, "KeyError") and observed["group"] == ["KeyError"]
+
+    async def caught_as_scopeloop_s() -> tuple[bool, bool]:
+        async with anyio.create_task_group() as tg:
+            handle = tg.create_task(anyio.sleep_forever())
+            handle.cancel()
+            try:
+                await handle
+            except scopeloop.TaskCancelled as error:
+                return isinstance(error, anyio.TaskCancelled), isinstance(error, anyio.TaskFailed)
+        return False, False
+
+    assert run(caught_as_scopeloop_s) == (True, True)
+
+
 async def _started_with(value: int, *, task_status: Any) -> int:
     task_status.started(value)
     return value + 1

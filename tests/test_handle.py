@@ -109,6 +109,21 @@ async def _handles(lib: Any) -> list[object]:
     with pytest.raises(lib.TaskFailed):
         await bad
 
+    # awaiting a child that fails: its end wakes the wait before the group is
+    # cancelled (TaskFailed), and the next checkpoint raises the cancellation
+    with pytest.raises(ExceptionGroup):
+        async with lib.create_task_group() as tg:
+            awaited = tg.create_task(fail())
+            try:
+                await awaited
+            except lib.TaskFailed as error:
+                seen.append(("awaited", repr(error.__cause__), tg.cancel_scope.cancel_called))
+            try:
+                await lib.sleep(0)
+            except cancelled:
+                seen.append("then cancelled")
+                raise
+
     # TaskGroup.cancel(reason)
     async with lib.create_task_group() as tg:
         h6 = tg.start_soon(forever, [])
@@ -251,12 +266,16 @@ def test_create_task_rejects_what_is_not_a_coroutine(run: Any) -> None:
             for wrong in (work, 42):
                 with pytest.raises(TypeError) as info:
                     tg.create_task(wrong)  # type: ignore[arg-type]
-                errors.append(str(info.value))
+                errors.extend([str(info.value), *info.value.__notes__])
+            assert not tg.cancel_scope.cancel_called  # (bad input, not a failed child)
         return errors
 
-    function, number = run(main)
-    assert "call it" in function and "start_soon" in function
-    assert "not int" in number
+    # AnyIO's sentence, then how to fix it as a note.
+    function, function_fix, number, number_fix = run(main)
+    assert function == "expected a coroutine, got function"
+    assert "call the async function" in function_fix and "start_soon" in function_fix
+    assert number == "expected a coroutine, got int"
+    assert "such as fn(arg)" in number_fix
 
 
 def test_create_task_outside_the_group_says_how_to_use_it(run: Any) -> None:
