@@ -6,7 +6,9 @@ its loop and the call it is running through a thread-local that ``to_thread`` se
 * ``run(async_fn, *args)`` runs ``async_fn(*args)`` as a task on the loop and blocks
   the worker until it finishes.  The task runs inside a cancel scope that is
   cancelled when the ``run_sync()`` caller is cancelled, so a worker whose caller
-  went away cannot hold the loop's work hostage.
+  went away cannot hold the loop's work hostage.  (From a worker started with
+  ``abandon_on_cancel=True`` it is a plain task, as in Trio: that caller does not
+  wait for the thread, and the thread's work is not cut short with it.)
 * ``run_sync(func, *args)`` calls ``func(*args)`` in the loop thread.
 * ``check_cancelled()`` raises CancelledError once the ``run_sync()`` caller has
   been cancelled.
@@ -97,7 +99,8 @@ def run(func: Callable[..., Awaitable[T]], *args: Any, token: EventLoopToken | N
 
     Blocks this thread until the task finishes.  From a ``to_thread.run_sync()``
     worker: raises CancelledError if the ``run_sync()`` caller is (or gets)
-    cancelled before ``func`` completes.  From any other thread, pass
+    cancelled before ``func`` completes, unless the worker was started with
+    ``abandon_on_cancel=True``.  From any other thread, pass
     ``token=lowlevel.current_token()`` (taken in the loop's thread); raises
     RunFinishedError if that loop has finished, NoEventLoopError without a token.
     """
@@ -111,7 +114,10 @@ def run(func: Callable[..., Awaitable[T]], *args: Any, token: EventLoopToken | N
         job = token_job
     else:
         job = _current_job("run()")
-    _schedule(job, _start_portal_task, job, func, args, done)
+    if job.abandon_on_cancel:
+        _schedule(job, _start_token_task, job.loop, func, args, done)
+    else:
+        _schedule(job, _start_portal_task, job, func, args, done)
     return done.result()
 
 

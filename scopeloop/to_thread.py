@@ -25,7 +25,10 @@ Cancellation of the caller while the thread runs:
   caller's next checkpoint raises it (``run_sync`` itself returns the result, as in
   Trio and AnyIO).  A native ``Task.cancel()`` is re-raised once the thread is done.
 * ``abandon_on_cancel=True``: the CancelledError propagates at once, the limiter
-  token is released, and the thread's eventual result is discarded.
+  token is released, and the thread's eventual result is discarded.  Calls the
+  worker makes with ``from_thread.run()`` are linked to no caller (as in Trio, where
+  they run in the system nursery): the caller does not wait for the thread, so the
+  thread's work in the loop is not cut short with it.
 
 Either way the scope's cancellation leaves nothing behind: scope delivery only
 cancels the future the task waits on, so ``cancelling()`` never moves.
@@ -94,21 +97,23 @@ async def run_sync(func: Callable[..., T], *args: Any, abandon_on_cancel: bool =
     if limiter is None:
         limiter = current_default_thread_limiter()
     async with limiter:
-        job = _Job(task, func, args)
+        job = _Job(task, func, args, abandon_on_cancel)
         pool = _pools.get(task._loop)
         if pool is None:
             pool = _pools[task._loop] = _Pool()
         pool.submit(job)
-        return await job.wait(abandon_on_cancel)  # type: ignore[no-any-return]
+        return await job.wait()  # type: ignore[no-any-return]
 
 
 class _Job:
     """One call: written by the worker once (the outcome), otherwise by the loop."""
 
     __slots__ = ("loop", "func", "args", "context", "finished", "result", "error",
-                 "waiter", "cancel_requested", "cancel_message", "abandoned", "portal_scopes")
+                 "waiter", "cancel_requested", "cancel_message", "abandon_on_cancel",
+                 "abandoned", "portal_scopes")
 
-    def __init__(self, task: Task, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, task: Task, func: Callable[..., Any], args: tuple[Any, ...],
+                 abandon_on_cancel: bool) -> None:
         self.loop = task._loop
         self.func = func
         self.args = args
@@ -120,6 +125,7 @@ class _Job:
         # Written only on the loop thread, read by the worker: a single bool flip.
         self.cancel_requested = False
         self.cancel_message: str = "the to_thread.run_sync() caller was cancelled"
+        self.abandon_on_cancel = abandon_on_cancel
         self.abandoned = False
         # CancelScopes of tasks the worker started with from_thread.run().
         self.portal_scopes: set[CancelScope] = set()
@@ -167,7 +173,7 @@ class _Job:
         """The error a worker raises for its caller's cancellation."""
         return asyncio.CancelledError(self.cancel_message)
 
-    async def wait(self, abandon_on_cancel: bool) -> Any:
+    async def wait(self) -> Any:
         loop = self.loop
         if not self.finished:
             self.waiter = loop.create_future()
@@ -175,7 +181,7 @@ class _Job:
                 await self.waiter
             except asyncio.CancelledError as exc:
                 self.request_cancel(exc)
-                if abandon_on_cancel:
+                if self.abandon_on_cancel:
                     self.abandoned = True
                     raise
                 native = None if is_scope_cancel(exc) else exc

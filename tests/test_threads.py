@@ -310,6 +310,43 @@ def test_from_thread_run_is_cancelled_with_the_caller(run: Run) -> None:
     run(main)
 
 
+async def _abandoned_worker_calls_back(lib: Any) -> list[object]:
+    seen: list[object] = []
+    caller_gone, finished, thread_done = lib.Event(), lib.Event(), threading.Event()
+
+    async def in_loop() -> str:
+        scope.cancel()
+        await caller_gone.wait()  # no caller's cancellation reaches this task
+        seen.append("finished in the loop")
+        finished.set()
+        return "value"
+
+    def work() -> None:
+        seen.append(("the thread got", lib.from_thread.run(in_loop)))
+        thread_done.set()
+
+    with lib.CancelScope() as scope:
+        await lib.to_thread.run_sync(work, abandon_on_cancel=True)
+    seen.append(("caller cancelled", scope.cancelled_caught))
+    caller_gone.set()
+    with lib.move_on_after(5):  # (a bound, so that a wrong outcome fails, not hangs)
+        await finished.wait()
+    seen.append(await lib.to_thread.run_sync(thread_done.wait, 5))
+    return seen
+
+
+def test_from_thread_run_in_an_abandoned_worker_outlives_the_caller(run: Run) -> None:
+    """A worker started with abandon_on_cancel=True calls into the loop linked to no
+    caller, as in Trio (there: the system nursery): the caller does not wait for the
+    thread, so cancelling the caller does not cut the thread's work short."""
+    import trio
+
+    expected = trio.run(_abandoned_worker_calls_back, trio)
+    assert expected == [("caller cancelled", True), "finished in the loop",
+                        ("the thread got", "value"), True]
+    assert run(_abandoned_worker_calls_back, scopeloop) == expected
+
+
 def test_from_thread_outside_a_worker_is_an_error(run: Run) -> None:
     async def main() -> None:
         for call in (lambda: from_thread.run(asyncio.sleep, 0),
