@@ -14,6 +14,7 @@ from typing import Any, Coroutine
 
 from sniffio import thread_local as _sniffio_thread
 
+from ._waitqueue import forget_loop
 from .task import Task
 from .token import loop_closing
 
@@ -100,6 +101,7 @@ class _ScopeLoopMixin:
             super().run_forever()  # type: ignore[misc]
         finally:
             running_loops.discard(self)
+            forget_loop(self)
             _sniffio_thread.name = previous
 
 

@@ -144,6 +144,15 @@ else:
     running_task = _running_task_311
 
 
+def forget_loop(loop: Any) -> None:
+    """``loop`` has stopped running: the running-task cache must not keep it alive
+    (a closed loop kept by the 3.11 cache would hold everything it referenced)."""
+    if sys.version_info < (3, 12):
+        global _last_seen
+        if _last_seen[0] is loop:
+            _last_seen = (None, 0)
+
+
 # --- the cancel point at the start of an operation ---------------------------------
 
 def no_scope_or_raise(task: Any) -> Any:

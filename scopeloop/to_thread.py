@@ -207,8 +207,6 @@ class _Job:
         return self.result
 
 
-
-
 class _Pool:
     """Idle worker threads of one loop, reused last-in first-out."""
 

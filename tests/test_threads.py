@@ -347,6 +347,24 @@ def test_from_thread_run_in_an_abandoned_worker_outlives_the_caller(run: Run) ->
     assert run(_abandoned_worker_calls_back, scopeloop) == expected
 
 
+def test_a_finished_loop_is_freed(run: Run) -> None:
+    """Nothing of scopeloop's keeps a loop alive once it has finished (AnyIO's #1203
+    test): not the worker pool, nor the 3.11 running-task cache of the primitives."""
+    import gc
+    import weakref
+
+    async def main() -> weakref.ref[asyncio.AbstractEventLoop]:
+        await to_thread.run_sync(int)
+        event = scopeloop.Event()
+        event.set()
+        await event.wait()
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = run(main)
+    gc.collect()
+    assert loop() is None
+
+
 def test_from_thread_outside_a_worker_is_an_error(run: Run) -> None:
     async def main() -> None:
         for call in (lambda: from_thread.run(asyncio.sleep, 0),
