@@ -202,7 +202,12 @@ class _Job:
         if error is not None:
             self.error = None  # no reference cycle through the traceback
             if isinstance(error, StopIteration):
-                raise RuntimeError("the function run in a thread raised StopIteration") from error
+                # What Trio and AnyIO raise (Python's own message for a StopIteration
+                # leaving a coroutine), and which function raised it.
+                stopped = RuntimeError("coroutine raised StopIteration")
+                stopped.add_note("the function run in a thread by to_thread.run_sync() "
+                                 "raised StopIteration, which cannot leave a coroutine")
+                raise stopped from error
             raise error
         return self.result
 

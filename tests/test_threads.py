@@ -70,8 +70,11 @@ def test_exceptions_propagate(run: Run) -> None:
         def stop() -> None:
             raise StopIteration
 
-        with pytest.raises(RuntimeError, match="StopIteration"):
+        # As on Trio: Python's RuntimeError for a StopIteration leaving a coroutine.
+        with pytest.raises(RuntimeError, match="^coroutine raised StopIteration") as info:
             await to_thread.run_sync(stop)
+        assert type(info.value.__cause__) is StopIteration
+        assert "to_thread.run_sync()" in info.value.__notes__[0]
         with pytest.raises(TypeError, match="callable"):
             await to_thread.run_sync(42)  # type: ignore[arg-type]
 
