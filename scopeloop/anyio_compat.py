@@ -176,6 +176,9 @@ class _AnyIOTaskGroup(TaskGroup, anyio.abc.TaskGroup):  # type: ignore[misc]
     """scopeloop's TaskGroup, usable where AnyIO code expects an anyio.abc.TaskGroup."""
 
     _handle = _AnyIOTaskHandle
+    # AnyIO's groups do not start children eagerly under asyncio's eager task
+    # factory (they call its task class directly): code written for them expects that.
+    _lazy_children = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -123,14 +123,23 @@ def _make_coroutine(func: Callable[..., Any], args: tuple[Any, ...], what: str,
     return coro
 
 
+# The code of the factories asyncio.create_eager_task_factory() makes (3.12+).
+_STDLIB_EAGER_CODE = getattr(getattr(asyncio, "eager_task_factory", None), "__code__", None)
+
+
 def _spawn_into(scope: CancelScope, coro: Coroutine[Any, Any, Any], name: Any,
-                context: Context | None = None) -> Task:
-    """Create the task that runs ``coro`` for a group, as a child of ``scope``."""
+                context: Context | None = None, lazy: bool = False) -> Task:
+    """Create the task that runs ``coro`` for a group, as a child of ``scope``.
+
+    ``lazy``: not eagerly, even under the stdlib's eager task factory (as AnyIO's
+    groups spawn, which the AnyIO bridge's groups follow).
+    """
     assert scope._host is not None
     loop: Any = scope._host._loop
     if name is not None and type(name) is not str:
         name = str(name)
-    if getattr(loop, "_no_task_factory", False):
+    if getattr(loop, "_no_task_factory", False) or (
+            lazy and getattr(loop.get_task_factory(), "__code__", None) is _STDLIB_EAGER_CODE):
         # The loop's own create_task would build the same Task; skipping the
         # Python-level method call is measurable when spawning thousands.
         task = make_task(coro, loop, name, context)
@@ -168,6 +177,8 @@ class TaskGroup:
     # What the spawning methods return (the AnyIO bridge's groups return handles
     # that are AnyIO's in what they raise and report).
     _handle: type[TaskHandle[Any, Any]] = TaskHandle
+    # True: children are not started eagerly under the stdlib's eager task factory.
+    _lazy_children = False
 
     def __init__(self) -> None:
         self.cancel_scope: CancelScope = _GroupScope()
@@ -300,7 +311,7 @@ class TaskGroup:
             coro = _make_coroutine(func, args, "start_soon()", _result=coro)
         if name is None:
             name = callable_name(func)
-        task = _spawn_into(self.cancel_scope, coro, name)
+        task = _spawn_into(self.cancel_scope, coro, name, None, self._lazy_children)
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
         return self._handle(task, coro)
 
@@ -324,7 +335,7 @@ class TaskGroup:
             raise error
         task = _spawn_into(self.cancel_scope, coro,
                            name if name is not None else coroutine_name(coro),
-                           context)
+                           context, self._lazy_children)
         task.add_done_callback(self._on_child_done, context=_NO_CONTEXT)
         return self._handle(task, coro)
 
@@ -377,7 +388,8 @@ class TaskGroup:
             ready = status._ready = host._loop.create_future()
             try:
                 task = status._task = _spawn_into(
-                    starter, coro, name if name is not None else callable_name(func))
+                    starter, coro, name if name is not None else callable_name(func),
+                    None, self._lazy_children)
             except BaseException:
                 exit_for(starter, host)
                 raise

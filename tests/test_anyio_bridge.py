@@ -374,6 +374,32 @@ def test_task_handles_speak_anyio(run: Callable[..., Any]) -> None:
     assert run(caught_as_scopeloop_s) == (True, True)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio's eager task factory is 3.12+")
+def test_children_are_lazy_under_the_stdlib_eager_factory_as_in_anyio(backend: str) -> None:
+    """AnyIO's groups call the eager factory's task class directly, so their children
+    start at the next pass, not inside start_soon(): the bridge's groups do the same
+    (a scopeloop group's children start eagerly there, as asyncio.TaskGroup's do)."""
+    async def program(task_class: Any) -> list[object]:
+        asyncio.get_running_loop().set_task_factory(
+            asyncio.create_eager_task_factory(task_class))  # type: ignore[attr-defined]
+        seen: list[object] = []
+
+        async def child(name: str) -> None:
+            seen.append((name, asyncio.current_task().get_name()))  # type: ignore[union-attr]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(child, "start_soon", name="first")
+            handle = tg.create_task(child("create_task"), name="second")
+            seen.append(("spawned", handle.status.name))
+        return seen
+
+    stock = asyncio.run(program(asyncio.Task))
+    bridged = scopeloop.run(program, scopeloop.Task, backend=backend)
+    assert stock == [("spawned", "PENDING"), ("start_soon", "first"),
+                     ("create_task", "second")]
+    assert bridged == stock
+
+
 async def _started_with(value: int, *, task_status: Any) -> int:
     task_status.started(value)
     return value + 1
