@@ -82,20 +82,19 @@ def callable_name(func: Any) -> str | None:
     """A child's default name: ``module.qualname`` of its function, as in Trio and AnyIO."""
     while type(func) is functools.partial:
         func = func.func
-    qualname = getattr(func, "__qualname__", None)
-    if qualname is None:
-        return None
-    module = getattr(func, "__module__", None)
-    return f"{module}.{qualname}" if module else qualname
+    return _dotted(getattr(func, "__module__", None), getattr(func, "__qualname__", None))
 
 
 def coroutine_name(coro: Any) -> str | None:
     """``callable_name()`` for a coroutine object: its module is its frame's."""
-    qualname = getattr(coro, "__qualname__", None)
-    if qualname is None:
-        return None
     frame = getattr(coro, "cr_frame", None)
     module = frame.f_globals.get("__name__") if frame is not None else None
+    return _dotted(module, getattr(coro, "__qualname__", None))
+
+
+def _dotted(module: str | None, qualname: str | None) -> str | None:
+    if qualname is None:
+        return None
     return f"{module}.{qualname}" if module else qualname
 
 
