@@ -90,7 +90,7 @@ def check_cancelled() -> None:
     Call it now and then from long-running thread code to stop early.
     """
     job = _current_job("check_cancelled()")
-    if job.cancel_requested:
+    if job.caller_cancelled():
         raise job.cancelled_error()
 
 
@@ -186,7 +186,7 @@ def _start_portal_task(job: _Job, func: Callable[..., Awaitable[T]], args: tuple
 async def _portal(job: _Job, func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
     with CancelScope() as scope:
         job.portal_scopes.add(scope)
-        if job.cancel_requested:
+        if job.caller_cancelled():
             scope.cancel("the to_thread.run_sync() caller was cancelled")
         try:
             return await func(*args)

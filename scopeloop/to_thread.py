@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from ._waitqueue import will_raise
 from .scope import CancelScope
 from .sync import CapacityLimiter
-from .task import Task, current_scope_task, is_scope_cancel
+from .task import Task, cancelled_region, current_scope_task, is_scope_cancel
 
 __all__ = ("run_sync", "current_default_thread_limiter")
 
@@ -109,8 +109,8 @@ class _Job:
     """One call: written by the worker once (the outcome), otherwise by the loop."""
 
     __slots__ = ("loop", "func", "args", "context", "finished", "result", "error",
-                 "waiter", "cancel_requested", "cancel_message", "abandon_on_cancel",
-                 "abandoned", "portal_scopes")
+                 "waiter", "caller_scope", "cancel_requested", "cancel_message",
+                 "abandon_on_cancel", "abandoned", "portal_scopes")
 
     def __init__(self, task: Task, func: Callable[..., Any], args: tuple[Any, ...],
                  abandon_on_cancel: bool) -> None:
@@ -122,6 +122,7 @@ class _Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
+        self.caller_scope = task._scope
         # Written only on the loop thread, read by the worker: a single bool flip.
         self.cancel_requested = False
         self.cancel_message: str = "the to_thread.run_sync() caller was cancelled"
@@ -169,6 +170,23 @@ class _Job:
         for scope in list(self.portal_scopes):
             scope.cancel("the to_thread.run_sync() caller was cancelled")
 
+    def caller_cancelled(self) -> bool:
+        """Whether the caller has been cancelled, as things stand (also from the worker).
+
+        ``cancel_requested`` is only set once the waiting task has woken with its
+        CancelledError, a loop pass after the cancel() that caused it, which a worker
+        released by that same pass would not yet see.  The cancel() itself is visible
+        at once: a scope's in the caller's region, a native one in the cancelled
+        waiter.  Trio's check_cancelled() also sees a cancellation as soon as it is
+        made.
+        """
+        if self.cancel_requested:
+            return True
+        waiter = self.waiter
+        if waiter is not None and waiter.cancelled():
+            return True
+        return cancelled_region(self.caller_scope) is not None
+
     def cancelled_error(self) -> asyncio.CancelledError:
         """The error a worker raises for its caller's cancellation."""
         return asyncio.CancelledError(self.cancel_message)
@@ -201,6 +219,10 @@ class _Job:
         error = self.error
         if error is not None:
             self.error = None  # no reference cycle through the traceback
+            if self.cancel_requested and isinstance(error, asyncio.CancelledError):
+                # check_cancelled() may have raised before request_cancel() knew the
+                # scope: carry the scope's message, so that the scope catches it.
+                error.args = (self.cancel_message,)
             if isinstance(error, StopIteration):
                 # What Trio and AnyIO raise (Python's own message for a StopIteration
                 # leaving a coroutine), and which function raised it.

@@ -224,6 +224,88 @@ def test_check_cancelled(run: Run) -> None:
     run(main)
 
 
+async def _worker_checks_before_the_caller_wakes(lib: Any, open_group: Any,
+                                                 wait_blocked: Any) -> list[Any]:
+    """The loop cancels the caller's scope and, in the same step, lets the worker go
+    and blocks until it has called check_cancelled(): the waiting task cannot have
+    woken by then, yet the cancellation has been made."""
+    cancelled = threading.Event()
+    checked = threading.Event()
+    seen: list[Any] = []
+
+    def work() -> None:
+        cancelled.wait(5)
+        try:
+            lib.from_thread.check_cancelled()
+        except BaseException:
+            seen.append("worker: cancelled")
+            raise
+        else:
+            seen.append("worker: not cancelled")
+        finally:
+            checked.set()
+
+    async with open_group() as group:
+        async def cancel_then_release() -> None:
+            await wait_blocked()
+            group.cancel_scope.cancel()
+            cancelled.set()
+            checked.wait(5)  # blocks the loop on purpose
+        group.start_soon(cancel_then_release)
+        await lib.to_thread.run_sync(work)
+        seen.append("run_sync returned")
+    seen.append(("caught", group.cancel_scope.cancelled_caught))
+    return seen
+
+
+def test_check_cancelled_sees_a_cancel_before_the_caller_wakes(run: Run) -> None:
+    """As in Trio, check_cancelled() sees a scope's cancel() at once, not only once
+    the waiting task has woken (AnyIO's test_thread_cancelled raced on this)."""
+    import trio
+    import trio.testing
+
+    expected = trio.run(_worker_checks_before_the_caller_wakes, trio, trio.open_nursery,
+                        trio.testing.wait_all_tasks_blocked)
+    assert expected == ["worker: cancelled", ("caught", True)]
+    assert run(_worker_checks_before_the_caller_wakes, scopeloop,
+               scopeloop.create_task_group, scopeloop.wait_all_tasks_blocked) == expected
+
+
+def test_check_cancelled_sees_a_native_cancel_before_the_caller_wakes(run: Run) -> None:
+    async def main() -> None:
+        caller = asyncio.current_task()
+        assert caller is not None
+        cancelled = threading.Event()
+        checked = threading.Event()
+        seen: list[str] = []
+
+        def work() -> None:
+            cancelled.wait(5)
+            try:
+                from_thread.check_cancelled()
+            except asyncio.CancelledError:
+                seen.append("worker: cancelled")
+                raise
+            finally:
+                checked.set()
+
+        async def cancel_then_release() -> None:
+            await scopeloop.wait_all_tasks_blocked()
+            caller.cancel("native")
+            cancelled.set()
+            checked.wait(5)  # blocks the loop on purpose
+
+        canceller = asyncio.create_task(cancel_then_release())
+        with pytest.raises(asyncio.CancelledError) as info:
+            await to_thread.run_sync(work)
+        assert info.value.args == ("native",)  # the native request, re-raised
+        assert seen == ["worker: cancelled"]
+        assert caller.uncancel() == 0
+        await canceller
+
+    run(main)
+
+
 def test_check_cancelled_sees_no_cancellation_behind_a_shield(run: Run) -> None:
     async def main() -> None:
         gate = Gate()

@@ -259,8 +259,11 @@ def main() -> int:
     expected = [t for t in remaining if t.partition("[")[0] in listed]
     confirmed = [t for t in remaining if t not in expected]
     flaky = [t for t in suspects if t not in remaining]
-    stale = sorted(test for test in listed
-                   if not any(t.partition("[")[0] == test for t in remaining))
+    # Only tests this run collected can be stale (a run of some files leaves the
+    # others' entries alone).
+    ran = {t.partition("[")[0] for t in stock}
+    stale = sorted(test for test in listed if test in ran
+                   and not any(t.partition("[")[0] == test for t in remaining))
 
     log(f"\ntests whose outcome differs (stock -> scopeloop): {len(differing)}")
     for t in differing:
