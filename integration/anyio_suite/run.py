@@ -1,26 +1,28 @@
 """Run AnyIO's own test suite on scopeloop and on the stock loops, and diff.
 
-    python integration/anyio_suite/run.py [--anyio VERSION] [-- extra pytest args]
+    python integration/anyio_suite/run.py [--anyio VERSION] [--bridge off|on|both] [-- pytest args]
 
 1. Downloads the AnyIO sdist of the pinned version with pip (``pip download
    --no-deps --no-binary :all:``) into ``integration/.cache/`` (never committed).
-2. Creates ``integration/.cache/venv-anyio-X.Y`` with the running interpreter and
+2. Creates ``integration/.cache/venv-anyio-X.Y.Z`` with the running interpreter and
    installs AnyIO from that sdist (with its ``trio`` extra), AnyIO's ``test``
    dependency group from its ``pyproject.toml``, and scopeloop (editable) from
    this checkout.  The venv is reused while its requirements are unchanged.
 3. Extracts the sdist afresh and appends one line to ``tests/conftest.py`` that
    hands the ``anyio_backend`` parameters to ``scopeloop_anyio.py`` (this folder).
-4. Runs the suite twice with pytest, ``stock`` then ``scopeloop`` (see
-   ``scopeloop_anyio.py``; trio parametrizations are deselected), and compares the
-   outcome of every test id.  A test that passes on stock and not on scopeloop is
-   re-run alone on both (``--reruns`` times) to tell a real difference from a
-   timing-dependent test.
+4. Runs the suite with pytest three times: ``stock``, ``scopeloop`` (scopeloop loops,
+   the AnyIO bridge off: AnyIO's own asyncio code) and ``bridged`` (the bridge on:
+   AnyIO on scopeloop's scopes and groups); see ``scopeloop_anyio.py`` (trio
+   parametrizations are deselected).  ``--bridge off`` or ``--bridge on`` runs only
+   one of the last two.  Each is compared with stock, test id by test id.  A test
+   that passes on stock and not there is re-run alone on both (``--reruns`` times)
+   to tell a real difference from a timing-dependent test.
 
-With ``--anyio-bridge`` the tests in ``bridge_differences.txt`` (this folder) may
-fail on scopeloop: each is a deliberate difference, listed with its reason.
+In the ``bridged`` run the tests in ``bridge_differences.txt`` (this folder) may fail:
+each is a deliberate difference, listed with its reason.
 
-Exit status: 0 when every test that passes on stock passes on scopeloop (or is listed
-as a deliberate difference), 1 when one does not, 2 when the run could not be
+Exit status: 0 when every test that passes on stock passes in each scopeloop run (or is
+listed as a deliberate difference), 1 when one does not, 2 when the run could not be
 completed.
 """
 
@@ -30,6 +32,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -45,7 +48,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE = REPO / "integration" / ".cache"
 ANYIO_VERSION = "4.16.0"  # pinned: bump deliberately, then re-check the differences
-CONFIGS = ("stock", "scopeloop")
 PASSING = frozenset({"passed", "xfailed", "xpassed"})
 CONFTEST_HOOK = (
     "\n\n# Added by scopeloop's integration/anyio_suite/run.py: the asyncio parameters\n"
@@ -99,12 +101,28 @@ def test_requirements(sdist: Path, version: str) -> list[str]:
     return requirements
 
 
+def python_tag() -> str:
+    """The running interpreter's full version: 3.13.0 and 3.13.5 need venvs of their
+    own (a venv runs the interpreter that made it, whoever installs into it)."""
+    return platform.python_version()
+
+
+def venv_made_by_this_python(venv: Path) -> bool:
+    config = venv / "pyvenv.cfg"
+    if not config.exists():
+        return False
+    for line in config.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return value.strip() == platform.python_version()
+    return False
+
+
 def ensure_venv(version: str, recreate: bool) -> tuple[Path, Path]:
     """The venv for this interpreter, with AnyIO, its test dependencies and scopeloop."""
-    tag = f"{sys.version_info.major}.{sys.version_info.minor}"
-    venv = CACHE / f"venv-anyio-{tag}"
+    venv = CACHE / f"venv-anyio-{python_tag()}"
     python = venv_python(venv)
-    if recreate and venv.exists():
+    if venv.exists() and (recreate or not venv_made_by_this_python(venv)):
         shutil.rmtree(venv)
     if not python.exists():
         log(f"creating {venv}")
@@ -125,8 +143,7 @@ def ensure_venv(version: str, recreate: bool) -> tuple[Path, Path]:
 
 def prepare_tree(sdist: Path, version: str) -> Path:
     """A fresh copy of the sdist with the conftest hook appended."""
-    tag = f"{sys.version_info.major}.{sys.version_info.minor}"
-    root = CACHE / f"anyio-tests-{tag}"
+    root = CACHE / f"anyio-tests-{python_tag()}"
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -146,7 +163,10 @@ def run_pytest(python: Path, tree: Path, config: str, stem: str, budget_s: float
     report = tree.parent / f"{stem}.json"
     logfile = tree.parent / f"{stem}.log"
     report.unlink(missing_ok=True)
-    env = dict(os.environ, SCOPELOOP_ANYIO_LOOPS=config, SCOPELOOP_ANYIO_REPORT=str(report),
+    # "bridged" is the scopeloop configuration with scopeloop's AnyIO bridge left on.
+    env = dict(os.environ, SCOPELOOP_ANYIO_LOOPS="stock" if config == "stock" else "scopeloop",
+               SCOPELOOP_ANYIO_BRIDGE="1" if config == "bridged" else "0",
+               SCOPELOOP_ANYIO_REPORT=str(report),
                PYTHONPATH=os.pathsep.join(filter(None, [str(HERE),
                                                         os.environ.get("PYTHONPATH")])),
                PYTHONHASHSEED="0")
@@ -191,29 +211,72 @@ def counts(outcomes: dict[str, str]) -> str:
             f"skipped={c['skipped']}")
 
 
+def compare(python: Path, tree: Path, config: str, stock: dict[str, str],
+            scoped: dict[str, str], listed: dict[str, str], reruns: int,
+            deadline: float) -> dict[str, Any]:
+    """Every test that passes on stock and not on ``config``: re-run alone on both,
+    then a regression, a listed difference (``listed``) or flaky."""
+    differing = sorted(t for t in set(stock) | set(scoped)
+                       if stock.get(t, "absent") != scoped.get(t, "absent"))
+    suspects = [t for t in differing
+                if stock.get(t) in PASSING and scoped.get(t, "absent") not in PASSING]
+    # Re-run the suspects together, alone, on both configurations: a difference is
+    # confirmed when it shows in every round.
+    remaining = list(suspects)
+    for n in range(reruns):
+        if not remaining:
+            break
+        again = {c: run_pytest(python, tree, c, f"rerun{n}-{c}", deadline - time.monotonic(),
+                               remaining)[0] for c in ("stock", config)}
+        remaining = [t for t in remaining if again["stock"].get(t) in PASSING
+                     and again[config].get(t, "absent") not in PASSING]
+    expected = [t for t in remaining if t.partition("[")[0] in listed]
+    confirmed = [t for t in remaining if t not in expected]
+    flaky = [t for t in suspects if t not in remaining]
+    # Only tests this run collected can be stale (a run of some files leaves the
+    # others' entries alone).
+    ran = {t.partition("[")[0] for t in stock}
+    stale = sorted(test for test in listed if test in ran
+                   and not any(t.partition("[")[0] == test for t in remaining))
+
+    log(f"\ntests whose outcome differs (stock -> {config}): {len(differing)}")
+    for t in differing:
+        mark = ("REGRESSION" if t in confirmed else
+                "listed (bridge_differences.txt)" if t in expected else
+                "flaky (passed when re-run)" if t in flaky else "")
+        log(f"  {t}: {stock.get(t, 'absent')} -> {scoped.get(t, 'absent')} {mark}")
+    for test in stale:
+        log(f"  listed in bridge_differences.txt but not failing now: {test} "
+            f"(remove it once this is confirmed)")
+    if confirmed:
+        log(f"\nthe failures are in {tree.parent / (config + '.log')} and, re-run, in "
+            f"{tree.parent / f'rerun{reruns - 1}-{config}.log'}")
+    return {"differing": {t: [stock.get(t, "absent"), scoped.get(t, "absent")]
+                          for t in differing},
+            "regressions": confirmed, "listed": expected, "flaky": flaky, "stale": stale}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--anyio", default=ANYIO_VERSION, help=f"AnyIO version "
                         f"(default: the pinned {ANYIO_VERSION})")
-    parser.add_argument("--timeout", type=float, default=1800.0,
-                        help="seconds the whole run may take (default 1800)")
+    parser.add_argument("--timeout", type=float, default=2400.0,
+                        help="seconds the whole run may take (default 2400)")
     parser.add_argument("--reruns", type=int, default=2,
                         help="re-runs that confirm a difference (default 2)")
     parser.add_argument("--recreate-venv", action="store_true")
-    parser.add_argument("--anyio-bridge", action="store_true",
-                        help="leave scopeloop's AnyIO bridge on (scopeloop.anyio_compat); by "
-                             "default it is off (SCOPELOOP_ANYIO_BRIDGE=0), so the suite checks "
-                             "AnyIO's own asyncio code on scopeloop loops against stock")
+    parser.add_argument("--bridge", choices=("off", "on", "both"), default="both",
+                        help="scopeloop's AnyIO bridge (scopeloop.anyio_compat) in the "
+                             "scopeloop runs: off checks AnyIO's own asyncio code on "
+                             "scopeloop loops, on checks AnyIO on scopeloop's scopes and "
+                             "groups; both (the default) runs each against one stock run")
+    parser.add_argument("--anyio-bridge", dest="bridge", action="store_const", const="on",
+                        help="the same as --bridge on")
     parser.add_argument("pytest_args", nargs="*",
                         help="extra pytest arguments after --, e.g. -- tests/test_taskgroups.py")
     args = parser.parse_args()
-    # With the bridge on, AnyIO's asyncio tests meet scopeloop's groups and scopes, whose
-    # messages, task names and some semantics (Trio's) differ from AnyIO's asyncio
-    # emulation by design; the stock-compatibility rule is about AnyIO's own code.
-    if args.anyio_bridge:
-        os.environ.pop("SCOPELOOP_ANYIO_BRIDGE", None)
-    else:
-        os.environ["SCOPELOOP_ANYIO_BRIDGE"] = "0"
+    configs = ["stock"] + {"off": ["scopeloop"], "on": ["bridged"],
+                           "both": ["scopeloop", "bridged"]}[args.bridge]
     deadline = time.monotonic() + args.timeout
     started = time.monotonic()
 
@@ -226,80 +289,51 @@ def main() -> int:
     results: dict[str, dict[str, str]] = {}
     durations: dict[str, dict[str, float]] = {}
     incomplete = []
-    for config in CONFIGS:
+    for config in configs:
         outcomes, seconds, loops, code, elapsed = run_pytest(
             python, tree, config, config, deadline - time.monotonic(), args.pytest_args)
         results[config], durations[config] = outcomes, seconds
         log(f"{config:9s} {counts(outcomes)} scopeloop-loops={loops} pytest-exit={code} "
             f"({elapsed:.0f}s, {sum(seconds.values()):.0f}s in tests; "
             f"log {tree.parent / (config + '.log')})")
-        if config == "scopeloop" and outcomes and not loops:
-            incomplete.append("scopeloop: no scopeloop loop was created (hook not applied?)")
+        if config != "stock" and outcomes and not loops:
+            incomplete.append(f"{config}: no scopeloop loop was created (hook not applied?)")
         # pytest exits 0 (all passed) or 1 (some failed); anything else means the
         # session itself broke (collection error, internal error, interrupted).
         if code not in (0, 1) or not outcomes:
             incomplete.append(f"{config}: pytest exit status {code}")
 
-    stock, scoped = results["stock"], results["scopeloop"]
-    differing = sorted(t for t in set(stock) | set(scoped)
-                       if stock.get(t, "absent") != scoped.get(t, "absent"))
-    suspects = [t for t in differing
-                if stock.get(t) in PASSING and scoped.get(t, "absent") not in PASSING]
-    # Re-run the suspects together, alone, on both configurations: a difference is
-    # confirmed when it shows in every round.
-    remaining = list(suspects)
-    for n in range(args.reruns):
-        if not remaining:
-            break
-        again = {c: run_pytest(python, tree, c, f"rerun{n}-{c}", deadline - time.monotonic(),
-                               remaining)[0] for c in CONFIGS}
-        remaining = [t for t in remaining if again["stock"].get(t) in PASSING
-                     and again["scopeloop"].get(t, "absent") not in PASSING]
-    listed = listed_differences(HERE / "bridge_differences.txt") if args.anyio_bridge else {}
-    expected = [t for t in remaining if t.partition("[")[0] in listed]
-    confirmed = [t for t in remaining if t not in expected]
-    flaky = [t for t in suspects if t not in remaining]
-    # Only tests this run collected can be stale (a run of some files leaves the
-    # others' entries alone).
-    ran = {t.partition("[")[0] for t in stock}
-    stale = sorted(test for test in listed if test in ran
-                   and not any(t.partition("[")[0] == test for t in remaining))
-
-    log(f"\ntests whose outcome differs (stock -> scopeloop): {len(differing)}")
-    for t in differing:
-        mark = ("REGRESSION" if t in confirmed else
-                "listed (bridge_differences.txt)" if t in expected else
-                "flaky (passed when re-run)" if t in flaky else "")
-        log(f"  {t}: {stock.get(t, 'absent')} -> {scoped.get(t, 'absent')} {mark}")
-    for test in stale:
-        log(f"  listed in bridge_differences.txt but not failing now: {test} "
-            f"(remove it once this is confirmed)")
-    if confirmed:
-        log(f"\nthe failures are in {tree.parent / 'scopeloop.log'} and, re-run, in "
-            f"{tree.parent / f'rerun{args.reruns - 1}-scopeloop.log'}")
-    # Diagnostics only (timing is not pass/fail): the tests that slowed down most.
-    slower = sorted(((durations["scopeloop"].get(t, 0.0) - s, t)
-                     for t, s in durations["stock"].items()), reverse=True)[:10]
-    summary = {"anyio": args.anyio, "python": sys.version.split()[0],
-               "stock": counts(stock), "scopeloop": counts(scoped),
-               "differing": {t: [stock.get(t, "absent"), scoped.get(t, "absent")]
-                             for t in differing},
-               "slowest_differences": {t: [durations["stock"][t], durations["scopeloop"].get(t)]
-                                       for _, t in slower},
-               "regressions": confirmed, "listed": expected, "flaky": flaky,
-               "incomplete": incomplete,
-               "seconds": round(time.monotonic() - started)}
+    stock = results["stock"]
+    summary: dict[str, Any] = {"anyio": args.anyio, "python": sys.version.split()[0],
+                               "stock": counts(stock), "incomplete": incomplete}
+    verdicts, confirmed = [], []
+    for config in configs[1:]:
+        listed = listed_differences(HERE / "bridge_differences.txt") if config == "bridged" else {}
+        found = compare(python, tree, config, stock, results[config], listed, args.reruns,
+                        deadline)
+        # Diagnostics only (timing is not pass/fail): the tests that slowed down most.
+        slower = sorted(((durations[config].get(t, 0.0) - s, t)
+                         for t, s in durations["stock"].items()), reverse=True)[:10]
+        found["slowest_differences"] = {t: [durations["stock"][t], durations[config].get(t)]
+                                        for _, t in slower}
+        summary[config] = {"counts": counts(results[config]), **found}
+        confirmed += found["regressions"]
+        passed = sum(1 for o in results[config].values() if o in PASSING)
+        verdicts.append(
+            f"{config} {passed}/{len(results[config])} passed"
+            + (f", FAILED: {len(found['regressions'])} test(s) pass on stock and fail here"
+               if found["regressions"] else
+               f", OK except the {len(found['listed'])} listed in bridge_differences.txt"
+               if found["listed"] else ", OK"))
+    summary["seconds"] = round(time.monotonic() - started)
     (tree.parent / "summary.json").write_text(json.dumps(summary, indent=2))
     status = 1 if confirmed else 2 if incomplete else 0
-    verdict = (f"FAILED: {len(confirmed)} test(s) pass on stock and fail on scopeloop"
-               if confirmed else "INCOMPLETE: " + "; ".join(incomplete) if incomplete
-               else "OK: every test that passes on stock passes on scopeloop"
-               + (f", except the {len(expected)} listed in bridge_differences.txt"
-                  if expected else ""))
-    passed = {c: sum(1 for o in results[c].values() if o in PASSING) for c in CONFIGS}
+    stock_passed = sum(1 for o in stock.values() if o in PASSING)
     log(f"\nanyio {args.anyio} suite (Python {summary['python']}, {summary['seconds']}s): "
-        f"stock {passed['stock']}/{len(stock)} passed, scopeloop "
-        f"{passed['scopeloop']}/{len(scoped)} passed. {verdict}")
+        f"stock {stock_passed}/{len(stock)} passed; " + "; ".join(verdicts)
+        + (f". INCOMPLETE: {'; '.join(incomplete)}" if incomplete else "")
+        + (". Every test that passes on stock passes on scopeloop, except those listed."
+           if status == 0 else ""))
     return status
 
 
