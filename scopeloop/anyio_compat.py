@@ -192,7 +192,10 @@ class _AnyIOTaskInfo(anyio.TaskInfo):
 
     def __init__(self, task: Task) -> None:
         info = lowlevel.TaskInfo(task)
-        super().__init__(info.id, info.parent_id, info.name, info.coro)
+        # (AnyIO's own TaskInfo passes get_coro() too, which typeshed allows to be None
+        # on 3.12+: an eager task that finished in its first step has no coroutine.)
+        super().__init__(info.id, info.parent_id, info.name,
+                         info.coro)  # type: ignore[arg-type, unused-ignore]
         self._task = weakref.ref(task)  # (as AnyIO's: it must not keep the task)
 
     def has_pending_cancellation(self) -> bool:

@@ -30,7 +30,7 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ._cpython import not_started as _not_started
 from ._cpython import waits_for_stdlib_group_children
@@ -107,7 +107,7 @@ class Task(asyncio.Task):  # type: ignore[type-arg]
     # would cost more than the rest of task creation: +25-50% on spawn/join).
     __slots__ = ("_scope", "_scope_owned", "_scope_pending", "_scope_exempt")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Task:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = _new_task(cls)
         self._scope = None
         self._scope_owned = 0
