@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from ._waitqueue import will_raise
 from .scope import CancelScope
 from .sync import CapacityLimiter
-from .task import Task, cancelled_region, current_scope_task, is_scope_cancel
+from .task import Task, current_scope_task, is_scope_cancel
 
 __all__ = ("run_sync", "current_default_thread_limiter")
 
@@ -109,8 +109,8 @@ class _Job:
     """One call: written by the worker once (the outcome), otherwise by the loop."""
 
     __slots__ = ("loop", "func", "args", "context", "finished", "result", "error",
-                 "waiter", "caller_scope", "cancel_requested", "cancel_message",
-                 "abandon_on_cancel", "abandoned", "portal_scopes")
+                 "waiter", "cancel_requested", "cancel_message", "abandon_on_cancel",
+                 "abandoned", "portal_scopes")
 
     def __init__(self, task: Task, func: Callable[..., Any], args: tuple[Any, ...],
                  abandon_on_cancel: bool) -> None:
@@ -122,7 +122,6 @@ class _Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
-        self.caller_scope = task._scope
         # Written only on the loop thread, read by the worker: a single bool flip.
         self.cancel_requested = False
         self.cancel_message: str = "the to_thread.run_sync() caller was cancelled"
@@ -175,17 +174,12 @@ class _Job:
 
         ``cancel_requested`` is only set once the waiting task has woken with its
         CancelledError, a loop pass after the cancel() that caused it, which a worker
-        released by that same pass would not yet see.  The cancel() itself is visible
-        at once: a scope's in the caller's region, a native one in the cancelled
-        waiter.  Trio's check_cancelled() also sees a cancellation as soon as it is
-        made.
+        released by that same pass would not yet see.  The cancel() itself shows at
+        once: a native one and a scope's delivery both cancel the future the caller
+        waits on.  (Trio's check_cancelled() also sees a cancellation at once.)
         """
-        if self.cancel_requested:
-            return True
         waiter = self.waiter
-        if waiter is not None and waiter.cancelled():
-            return True
-        return cancelled_region(self.caller_scope) is not None
+        return self.cancel_requested or (waiter is not None and waiter.cancelled())
 
     def cancelled_error(self) -> asyncio.CancelledError:
         """The error a worker raises for its caller's cancellation."""

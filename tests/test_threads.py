@@ -224,38 +224,45 @@ def test_check_cancelled(run: Run) -> None:
     run(main)
 
 
-async def _worker_checks_before_the_caller_wakes(lib: Any, open_group: Any,
-                                                 wait_blocked: Any) -> list[Any]:
-    """The loop cancels the caller's scope and, in the same step, lets the worker go
-    and blocks until it has called check_cancelled(): the waiting task cannot have
-    woken by then, yet the cancellation has been made."""
-    cancelled = threading.Event()
-    checked = threading.Event()
-    seen: list[Any] = []
+class CheckAfterCancel:
+    """The loop cancels the caller and, in the same step, lets the worker go and
+    blocks until the worker has called check_cancelled(): the waiting task cannot
+    have woken by then, yet the cancellation has been made."""
 
-    def work() -> None:
-        cancelled.wait(5)
+    def __init__(self, lib: Any) -> None:
+        self._lib = lib
+        self._cancelled = threading.Event()
+        self._checked = threading.Event()
+        self.seen: list[Any] = []
+
+    def work(self) -> None:
+        self._cancelled.wait(5)
         try:
-            lib.from_thread.check_cancelled()
+            self._lib.from_thread.check_cancelled()
         except BaseException:
-            seen.append("worker: cancelled")
+            self.seen.append("worker: cancelled")
             raise
         else:
-            seen.append("worker: not cancelled")
+            self.seen.append("worker: not cancelled")
         finally:
-            checked.set()
+            self._checked.set()
 
+    async def cancel_then_release(self, wait_blocked: Any, cancel: Callable[[], Any]) -> None:
+        await wait_blocked()
+        cancel()
+        self._cancelled.set()
+        self._checked.wait(5)  # blocks the loop on purpose
+
+
+async def _worker_checks_before_the_caller_wakes(lib: Any, open_group: Any,
+                                                 wait_blocked: Any) -> list[Any]:
+    handshake = CheckAfterCancel(lib)
     async with open_group() as group:
-        async def cancel_then_release() -> None:
-            await wait_blocked()
-            group.cancel_scope.cancel()
-            cancelled.set()
-            checked.wait(5)  # blocks the loop on purpose
-        group.start_soon(cancel_then_release)
-        await lib.to_thread.run_sync(work)
-        seen.append("run_sync returned")
-    seen.append(("caught", group.cancel_scope.cancelled_caught))
-    return seen
+        group.start_soon(handshake.cancel_then_release, wait_blocked, group.cancel_scope.cancel)
+        await lib.to_thread.run_sync(handshake.work)
+        handshake.seen.append("run_sync returned")
+    handshake.seen.append(("caught", group.cancel_scope.cancelled_caught))
+    return handshake.seen
 
 
 def test_check_cancelled_sees_a_cancel_before_the_caller_wakes(run: Run) -> None:
@@ -275,31 +282,13 @@ def test_check_cancelled_sees_a_native_cancel_before_the_caller_wakes(run: Run) 
     async def main() -> None:
         caller = asyncio.current_task()
         assert caller is not None
-        cancelled = threading.Event()
-        checked = threading.Event()
-        seen: list[str] = []
-
-        def work() -> None:
-            cancelled.wait(5)
-            try:
-                from_thread.check_cancelled()
-            except asyncio.CancelledError:
-                seen.append("worker: cancelled")
-                raise
-            finally:
-                checked.set()
-
-        async def cancel_then_release() -> None:
-            await scopeloop.wait_all_tasks_blocked()
-            caller.cancel("native")
-            cancelled.set()
-            checked.wait(5)  # blocks the loop on purpose
-
-        canceller = asyncio.create_task(cancel_then_release())
+        handshake = CheckAfterCancel(scopeloop)
+        canceller = asyncio.create_task(handshake.cancel_then_release(
+            scopeloop.wait_all_tasks_blocked, lambda: caller.cancel("native")))
         with pytest.raises(asyncio.CancelledError) as info:
-            await to_thread.run_sync(work)
+            await to_thread.run_sync(handshake.work)
         assert info.value.args == ("native",)  # the native request, re-raised
-        assert seen == ["worker: cancelled"]
+        assert handshake.seen == ["worker: cancelled"]
         assert caller.uncancel() == 0
         await canceller
 
